@@ -1,0 +1,1 @@
+"""tamio-async (under construction)."""
