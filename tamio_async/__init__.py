@@ -1,1 +1,69 @@
-"""tamio-async (under construction)."""
+"""tamio-async: the fastest correct way to get every ticket from Tamio, with asyncio.
+
+::
+
+    async with TamioClient() as client:            # key from $TAMIO_API_KEY
+        async for ticket in client.tickets.iterate(closed=False):
+            print(ticket.id, ticket.title)
+"""
+
+from ._client import TamioClient, Tickets
+from ._config import (
+    DEFAULT_BASE_URL,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_RETRY_STATUSES,
+    DEFAULT_TIMEOUT,
+    RetryPolicy,
+)
+from ._exceptions import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ClientClosedError,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    TamioError,
+)
+from ._pagination import ListingStats, PageStream, Progress, TicketStream
+from ._version import __version__
+from .models import Asset, Client, Reply, Thumbnail, Ticket, TicketList
+
+__all__ = [
+    "APIConnectionError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "Asset",
+    "AuthenticationError",
+    "BadRequestError",
+    "Client",
+    "ClientClosedError",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_CONCURRENCY",
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "DEFAULT_RETRY_STATUSES",
+    "DEFAULT_TIMEOUT",
+    "InternalServerError",
+    "ListingStats",
+    "NotFoundError",
+    "PageStream",
+    "PermissionDeniedError",
+    "Progress",
+    "RateLimitError",
+    "Reply",
+    "RetryPolicy",
+    "TamioClient",
+    "TamioError",
+    "Thumbnail",
+    "Ticket",
+    "TicketList",
+    "TicketStream",
+    "Tickets",
+    "__version__",
+]

@@ -1,0 +1,368 @@
+"""`TamioClient` and its ``tickets`` resource: composes transport, retries and pagination."""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import ipaddress
+import os
+import platform
+import warnings
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import aiohttp
+import yarl
+
+from ._auth import ApiKey, Credentials
+from ._config import (
+    DEFAULT_BASE_URL,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_RETRY_POLICY,
+    DEFAULT_TIMEOUT,
+    RetryPolicy,
+    check_int,
+)
+from ._exceptions import AuthenticationError, ClientClosedError, TamioError, status_error
+from ._pagination import ListingStats, PageStream, Progress, TicketStream
+from ._params import Order, SortBy, TicketFilters, TimeBound, encode_filters, list_query
+from ._retry import RateGate, call_with_retries
+from ._transport import Transport
+from ._version import __version__
+from .models import Ticket, TicketList, decode_ticket_list
+
+if TYPE_CHECKING:
+    import uuid
+
+    from typing_extensions import Unpack
+
+__all__ = ["TamioClient", "Tickets"]
+
+_LIST_PATH = "/agency/tickets/list"
+
+
+class TamioClient:
+    """Asyncio client for Tamio's ticket API.
+
+    Use it as ``async with TamioClient() as client:`` (or call ``await client.aclose()``),
+    and share one client for the lifetime of your app: it holds the connection pool, the
+    rate-limit gate and the token. Every option is keyword-only:
+
+    * ``api_key``: a string, or a callable (sync or async) returning the token; it is
+      called again once when the server answers 401. Default: ``$TAMIO_API_KEY``.
+    * ``base_url``: default ``$TAMIO_BASE_URL`` or ``https://api.tamio.com/v2``. Plain
+      ``http://`` is refused for anything but loopback unless ``allow_insecure_http=True``.
+    * ``timeout``: seconds for a whole attempt, or an ``aiohttp.ClientTimeout``.
+    * ``max_retries`` / ``retry``: how failures are retried (see `RetryPolicy`).
+    * ``max_concurrency``: requests in flight for bulk listing; sizes the connection pool.
+    * ``session``: an ``aiohttp.ClientSession`` to borrow (never closed by us).
+    * ``user_agent``: appended to ``tamio-async/<version>``.
+    * ``max_response_bytes``: a larger body is refused instead of filling memory.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: ApiKey | None = None,
+        base_url: str | None = None,
+        timeout: float | aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+        max_retries: int | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY_POLICY,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        session: aiohttp.ClientSession | None = None,
+        user_agent: str | None = None,
+        allow_insecure_http: bool = False,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
+        if api_key is None:
+            api_key = os.environ.get("TAMIO_API_KEY")
+            if not api_key:
+                raise ValueError(
+                    "no API key: pass api_key=... or set the TAMIO_API_KEY environment variable"
+                )
+        self._credentials = Credentials(api_key)
+        self.base_url = _check_base_url(
+            base_url or os.environ.get("TAMIO_BASE_URL") or DEFAULT_BASE_URL,
+            allow_insecure_http=allow_insecure_http,
+        )
+        if not isinstance(retry, RetryPolicy):
+            raise TypeError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
+        if max_retries is not None:
+            check_int("max_retries", max_retries, minimum=0)
+            retry = dataclasses.replace(retry, max_retries=max_retries)
+        self.retry = retry
+        check_int("max_concurrency", max_concurrency, minimum=1)
+        self.max_concurrency = max_concurrency
+        check_int("max_response_bytes", max_response_bytes, minimum=1)
+        if session is not None and not isinstance(session, aiohttp.ClientSession):
+            raise TypeError("session must be an aiohttp.ClientSession")
+        if user_agent is not None and not isinstance(user_agent, str):
+            raise TypeError("user_agent must be a str")
+        self._url = self.base_url + _LIST_PATH
+        self._headers = {
+            "Accept": "application/json",
+            "User-Agent": _user_agent(user_agent),
+        }
+        self._gate = RateGate(retry)
+        self._transport = Transport(
+            timeout=_check_timeout(timeout),
+            max_connections=max_concurrency,
+            max_response_bytes=max_response_bytes,
+            session=session,
+        )
+        self._closed = False
+        self.tickets = Tickets(self)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return (
+            f"<TamioClient base_url={self.base_url!r} "
+            f"max_concurrency={self.max_concurrency} {state}>"
+        )
+
+    async def __aenter__(self) -> TamioClient:
+        self._check_open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool (a borrowed session stays open). Safe to call twice."""
+        self._closed = True
+        await self._transport.aclose()
+
+    @property
+    def closed(self) -> bool:
+        """True once ``aclose()`` ran."""
+        return self._closed
+
+    def __del__(self) -> None:
+        transport = getattr(self, "_transport", None)
+        if transport is not None and transport.owns_open_session:
+            warnings.warn(
+                f"unclosed {self!r}: use 'async with TamioClient()' or 'await client.aclose()'",
+                ResourceWarning,
+                stacklevel=2,
+                source=self,
+            )
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosedError("this TamioClient is closed; create a new one")
+
+    async def _get_page(
+        self, query: dict[str, str], *, on_retry: Callable[[], None] | None = None
+    ) -> TicketList:
+        """GET one page with retries; a 401 with a key provider refreshes the key once."""
+        self._check_open()
+        token = await self._credentials.token()
+        try:
+            return await self._get_page_with(token, query, on_retry)
+        except AuthenticationError:
+            if not self._credentials.refreshable:
+                raise
+            fresh = await self._credentials.refresh(token)
+            return await self._get_page_with(fresh, query, on_retry)
+
+    async def _get_page_with(
+        self, token: str, query: dict[str, str], on_retry: Callable[[], None] | None
+    ) -> TicketList:
+        headers = {**self._headers, "Authorization": f"Bearer {token}"}
+        page = int(query["page"])
+
+        async def send() -> TicketList:
+            try:
+                response = await self._transport.get(self._url, query, headers)
+            except TamioError as exc:
+                exc.page = page
+                raise
+            if response.status >= 400:
+                raise status_error(response.status, response.body, response.headers, page=page)
+            return decode_ticket_list(response.body, status_code=response.status, page=page)
+
+        return await call_with_retries(
+            send, policy=self.retry, gate=self._gate, what=f"GET page {page}", on_retry=on_retry
+        )
+
+
+class Tickets:
+    """``client.tickets``: one page with `list`, every page with `iterate`/`pages`/`list_all`."""
+
+    def __init__(self, client: TamioClient) -> None:
+        self._client = client
+
+    async def list(
+        self,
+        *,
+        page: int = 1,
+        per_page: int = 100,
+        order: Order | None = None,
+        sort_by: SortBy | None = None,
+        filter: str | None = None,
+        from_: TimeBound | None = None,
+        to: TimeBound | None = None,
+        closed: bool | None = None,
+        teammate_id: str | uuid.UUID | None = None,
+        client_id: str | uuid.UUID | None = None,
+    ) -> TicketList:
+        """Fetch one page (one GET, plus retries). ``None`` leaves a filter out."""
+        filters = encode_filters(
+            {
+                "order": order,
+                "sort_by": sort_by,
+                "filter": filter,
+                "from_": from_,
+                "to": to,
+                "closed": closed,
+                "teammate_id": teammate_id,
+                "client_id": client_id,
+            }
+        )
+        self._client._check_open()
+        return await self._client._get_page(list_query(page, per_page, filters))
+
+    def pages(
+        self,
+        *,
+        per_page: int = 100,
+        max_concurrency: int | None = None,
+        start_page: int = 1,
+        end_page: int | None = None,
+        limit: int | None = None,
+        on_progress: Callable[[Progress], object] | None = None,
+        **filters: Unpack[TicketFilters],
+    ) -> PageStream:
+        """Every page of the listing, fetched concurrently, yielded in page order.
+
+        The first page is fetched alone; its ``total_results`` plans the rest, which are
+        fetched with at most ``max_concurrency`` requests in flight (default: the client's).
+        Tickets are de-duplicated by id across pages; ``limit`` stops after that many.
+        Arguments are validated here, before any request.
+        """
+        client = self._client
+        client._check_open()
+        encoded = encode_filters(filters)
+        list_query(start_page, per_page, encoded)  # validate paging now, not at first fetch
+        stats = ListingStats()
+
+        async def fetch_page(page: int) -> TicketList:
+            query = list_query(page, per_page, encoded)
+            return await client._get_page(query, on_retry=stats.note_retry)
+
+        return PageStream(
+            fetch_page,
+            per_page=per_page,
+            max_concurrency=client.max_concurrency if max_concurrency is None else max_concurrency,
+            start_page=start_page,
+            end_page=end_page,
+            limit=limit,
+            on_progress=on_progress,
+            stats=stats,
+        )
+
+    def iterate(
+        self,
+        *,
+        per_page: int = 100,
+        max_concurrency: int | None = None,
+        start_page: int = 1,
+        end_page: int | None = None,
+        limit: int | None = None,
+        on_progress: Callable[[Progress], object] | None = None,
+        **filters: Unpack[TicketFilters],
+    ) -> TicketStream:
+        """Every ticket of the listing, streamed in page order (see `pages`)."""
+        return TicketStream(
+            self.pages(
+                per_page=per_page,
+                max_concurrency=max_concurrency,
+                start_page=start_page,
+                end_page=end_page,
+                limit=limit,
+                on_progress=on_progress,
+                **filters,
+            )
+        )
+
+    async def list_all(
+        self,
+        *,
+        per_page: int = 100,
+        max_concurrency: int | None = None,
+        start_page: int = 1,
+        end_page: int | None = None,
+        limit: int | None = None,
+        on_progress: Callable[[Progress], object] | None = None,
+        **filters: Unpack[TicketFilters],
+    ) -> builtins.list[Ticket]:
+        """Every ticket of the listing, collected into a list (see `pages`)."""
+        tickets: builtins.list[Ticket] = []
+        async with self.pages(
+            per_page=per_page,
+            max_concurrency=max_concurrency,
+            start_page=start_page,
+            end_page=end_page,
+            limit=limit,
+            on_progress=on_progress,
+            **filters,
+        ) as pages:
+            async for page in pages:
+                tickets.extend(page.tickets)
+        return tickets
+
+
+def _check_base_url(raw: str, *, allow_insecure_http: bool) -> str:
+    """Validate ``base_url``: http(s), a host, no credentials; plain http only for loopback."""
+    if not isinstance(raw, str):
+        raise TypeError(f"base_url must be a str, got {type(raw).__name__}")
+    try:
+        url = yarl.URL(raw.strip())
+    except ValueError:
+        raise ValueError(f"base_url is not a valid URL: {raw!r}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"base_url must be an http(s) URL with a host, got {raw!r}")
+    if url.user or url.password:
+        raise ValueError("base_url must not contain credentials; pass api_key instead")
+    if url.query_string or url.fragment:
+        raise ValueError(f"base_url must not have a query or fragment, got {raw!r}")
+    if url.scheme == "http" and not allow_insecure_http and not _is_loopback(url.host):
+        raise ValueError(
+            f"base_url {raw!r} is plain http: the API key would travel in clear text. "
+            "Use https, or pass allow_insecure_http=True if you really mean it"
+        )
+    return str(url).rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_timeout(timeout: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
+    if isinstance(timeout, aiohttp.ClientTimeout):
+        return timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ValueError(
+            f"timeout must be seconds > 0 or an aiohttp.ClientTimeout, got {timeout!r}"
+        )
+    return aiohttp.ClientTimeout(total=timeout)
+
+
+def _user_agent(suffix: str | None) -> str:
+    base = (
+        f"tamio-async/{__version__} aiohttp/{aiohttp.__version__} "
+        f"python/{platform.python_version()}"
+    )
+    return f"{base} {suffix}" if suffix else base

@@ -1,0 +1,247 @@
+"""Every error tamio-async raises, and the one table that maps an HTTP status to its class.
+
+::
+
+    TamioError
+     ├── ClientClosedError            the client was used after aclose() (also a RuntimeError)
+     ├── APIConnectionError           the request failed: no usable answer came back
+     │    └── APITimeoutError         ... because it took too long (also a built-in TimeoutError)
+     ├── APIStatusError               the server answered with an error status
+     │    ├── BadRequestError         400
+     │    ├── AuthenticationError     401
+     │    ├── PermissionDeniedError   403
+     │    ├── NotFoundError           404
+     │    ├── RateLimitError          429 (carries retry_after)
+     │    └── InternalServerError     500-599
+     └── APIResponseValidationError   a 2xx that is not JSON, does not fit the schema, or is too big
+
+Every error may carry the ``page`` it happened on and a ``hint`` (how to resume a listing);
+both show in ``str(error)``. No message ever contains the API key: we never put request
+headers into an error.
+"""
+
+from __future__ import annotations
+
+import datetime
+import email.utils
+import math
+import time
+from collections.abc import Mapping
+from typing import Literal
+
+import msgspec
+
+__all__ = [
+    "APIConnectionError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ClientClosedError",
+    "InternalServerError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "TamioError",
+    "parse_retry_after",
+    "status_error",
+]
+
+# How much of an error body goes into a message; the full body stays on `.body`.
+_BODY_PREVIEW = 200
+
+
+class TamioError(Exception):
+    """Base class of every error raised by tamio-async."""
+
+    page: int | None
+    hint: str | None
+
+    def __init__(self, message: str, *, page: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.page = page
+        self.hint = None
+
+    def __str__(self) -> str:
+        text = self.message if self.page is None else f"{self.message} (page {self.page})"
+        return text if self.hint is None else f"{text}; {self.hint}"
+
+
+class ClientClosedError(TamioError, RuntimeError):
+    """The client was used after it was closed."""
+
+
+class APIConnectionError(TamioError):
+    """The request failed before a complete answer arrived (connection, TLS, truncated body)."""
+
+
+class APITimeoutError(APIConnectionError, TimeoutError):
+    """The request timed out."""
+
+
+class APIStatusError(TamioError):
+    """The server answered with a 4xx or 5xx status."""
+
+    status_code: int
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        body: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+        page: int | None = None,
+        now: float | None = None,
+    ) -> None:
+        super().__init__(message, page=page)
+        self.status_code = status_code
+        self.body = body
+        self.headers: Mapping[str, str] = dict(headers or {})
+        self.request_id = _header(self.headers, "x-request-id") or _header(
+            self.headers, "request-id"
+        )
+        #: Seconds the server asked us to wait (Retry-After / retry-after-ms), if it did.
+        self.retry_after = parse_retry_after(self.headers, now=now)
+
+
+class BadRequestError(APIStatusError):
+    """400: the server rejected the parameters."""
+
+    status_code: Literal[400]
+
+
+class AuthenticationError(APIStatusError):
+    """401: the API key is missing, wrong or expired."""
+
+    status_code: Literal[401]
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the key may not do this."""
+
+    status_code: Literal[403]
+
+
+class NotFoundError(APIStatusError):
+    """404: no such endpoint (check base_url)."""
+
+    status_code: Literal[404]
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests; ``retry_after`` says how long the server wants us to wait."""
+
+    status_code: Literal[429]
+
+
+class InternalServerError(APIStatusError):
+    """500-599: the server failed."""
+
+
+class APIResponseValidationError(TamioError):
+    """A 2xx answer whose body is not JSON, does not fit the documented schema, or is too large."""
+
+    status_code: int
+    path: str | None
+
+    def __init__(
+        self, message: str, *, status_code: int, path: str | None = None, page: int | None = None
+    ) -> None:
+        super().__init__(message, page=page)
+        self.status_code = status_code
+        #: The JSON path msgspec reported, for example ``$.tickets[3].created_at``.
+        self.path = path
+
+
+_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    429: RateLimitError,
+}
+
+
+class _ErrorBody(msgspec.Struct):
+    """The documented error envelope; every field optional because error bodies vary."""
+
+    message: str | None = None
+    error: str | None = None
+
+
+_error_body_decoder = msgspec.json.Decoder(_ErrorBody)
+
+
+def status_error(
+    status: int,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    page: int | None = None,
+    now: float | None = None,
+) -> APIStatusError:
+    """Build the error for an error status: the one place that maps a status to a class."""
+    cls = _STATUS_CLASSES.get(status)
+    if cls is None:
+        cls = InternalServerError if status >= 500 else APIStatusError
+    return cls(
+        f"HTTP {status}: {_describe(body)}",
+        status_code=status,
+        body=body,
+        headers=headers,
+        page=page,
+        now=now,
+    )
+
+
+def _describe(body: bytes) -> str:
+    """The server's own message if the body carries one, else a short preview of the body."""
+    try:
+        parsed = _error_body_decoder.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        parsed = _ErrorBody()
+    text = parsed.message or parsed.error
+    if text is None:
+        text = body[:_BODY_PREVIEW].decode("utf-8", "replace").strip() or "(empty body)"
+    return text if len(text) <= _BODY_PREVIEW else text[:_BODY_PREVIEW] + "..."
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """Case-insensitive header lookup that works on plain dicts too."""
+    value = headers.get(name)
+    if value is not None:
+        return value
+    for key, candidate in headers.items():
+        if key.lower() == name:
+            return candidate
+    return None
+
+
+def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or HTTP date)."""
+    millis = _header(headers, "retry-after-ms")
+    if millis is not None:
+        try:
+            value = float(millis) / 1000
+        except ValueError:
+            value = math.nan
+        if math.isfinite(value) and value >= 0:
+            return value
+    raw = _header(headers, "retry-after")
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        try:
+            moment = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if moment.tzinfo is None:  # "-0000": RFC 9110 dates are GMT anyway
+            moment = moment.replace(tzinfo=datetime.timezone.utc)
+        seconds = moment.timestamp() - (time.time() if now is None else now)
+        return max(seconds, 0.0)
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
