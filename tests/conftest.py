@@ -1,0 +1,77 @@
+"""Shared fixtures: a local aiohttp.web server factory, a fake clock, and an aioresponses shim."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aioresponses.core
+import pytest
+from aiohttp import ClientResponse, web
+
+from tamio_async import RetryPolicy
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+LIST_PATH = "/v2/agency/tickets/list"
+
+
+class _CompatClientResponse(ClientResponse):
+    """aioresponses 0.7.9 builds ClientResponse without the ``stream_writer`` that aiohttp
+    3.14 requires (pnuckowski/aioresponses#289); supply an idle stand-in. Once upstream
+    passes one, ``setdefault`` keeps theirs and this class changes nothing."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("stream_writer", types.SimpleNamespace(output_size=0))
+        super().__init__(*args, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def _aioresponses_compat(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(aioresponses.core, "ClientResponse", _CompatClientResponse)
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
+    """Start ``handler`` for GET /v2/agency/tickets/list on 127.0.0.1:0; returns base_url."""
+    runners: list[web.AppRunner] = []
+
+    async def start(handler: Handler) -> str:
+        app = web.Application()
+        app.router.add_get(LIST_PATH, handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        port = runner.addresses[0][1]
+        return f"http://127.0.0.1:{port}/v2"
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+@dataclasses.dataclass
+class FakeClock:
+    """A monotonic clock that only moves when something sleeps on it."""
+
+    now: float = 1000.0
+    sleeps: list[float] = dataclasses.field(default_factory=list)
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def policy(self, **overrides: Any) -> RetryPolicy:
+        """A RetryPolicy that sleeps on this clock."""
+        return RetryPolicy(sleep=self.sleep, clock=self, **overrides)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
