@@ -139,18 +139,20 @@ class _Listing:
         total, got = first.total_results, len(first.tickets)
         stats = self.stats
         stats.first_total_results = stats.last_total_results = total
-        if got and got != self._per_page:
-            before = (self._start - 1) * self._per_page
-            if total is not None and total > before + got:
-                # The server uses its own page size (it capped per_page): plan with it.
-                logger.warning("server sent %d tickets for per_page=%d", got, self._per_page)
-                self._size = got
-        if total is None or total < 0 or (got == 0 and total > (self._start - 1) * self._size):
+        before = (self._start - 1) * self._per_page
+        if total is None or total < before + got or (got == 0 and total > before):
             logger.warning(
-                "total_results is %s on page %d; paging sequentially", total, self._start
+                "total_results is %s on page %d with %d tickets; paging sequentially",
+                total,
+                self._start,
+                got,
             )
             stats.sequential = True
             return None
+        if got and got != self._per_page and total > before + got:
+            # The server uses its own page size (it capped per_page): plan with it.
+            logger.warning("server sent %d tickets for per_page=%d", got, self._per_page)
+            self._size = got
         last = max(self._start, math.ceil(total / self._size))
         if self._end is not None:
             last = min(last, self._end)
