@@ -51,7 +51,7 @@ class RetryPolicy:
         check_int("max_retries", self.max_retries, minimum=0)
         for name in ("initial_wait", "max_wait", "jitter", "max_retry_after"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise ValueError(f"RetryPolicy.{name} must be a number >= 0, got {value!r}")
         statuses = frozenset(self.retry_statuses)
         if not all(isinstance(s, int) and 100 <= s <= 599 for s in statuses):

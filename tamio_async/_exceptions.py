@@ -205,7 +205,7 @@ def _describe(body: bytes) -> str:
         parsed = _ErrorBody()
     text = parsed.message or parsed.error
     if text is None:
-        text = body[:_BODY_PREVIEW].decode("utf-8", "replace").strip() or "(empty body)"
+        text = body[: _BODY_PREVIEW + 1].decode("utf-8", "replace").strip() or "(empty body)"
     return text if len(text) <= _BODY_PREVIEW else text[:_BODY_PREVIEW] + "..."
 
 

@@ -170,9 +170,11 @@ class _Listing:
             result = await self._fetch_page(page)
         except TamioError as exc:
             exc.page = page
-            exc.hint = (
-                f"the tickets of pages before {page} were delivered; resume with start_page={page}"
-            )
+            if page != self._start:  # on the first page there is nothing to resume from
+                exc.hint = (
+                    f"the tickets of pages before {page} were delivered; "
+                    f"resume with start_page={page}"
+                )
             raise
         stats = self.stats
         stats.pages_fetched += 1

@@ -37,6 +37,9 @@ SortBy = Literal["created_at", "title"]
 TimeBound = datetime.datetime | datetime.date | int | float | str
 
 _ORDERS = ("asc", "desc")
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+_SECOND = datetime.timedelta(seconds=1)
+_MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z, the last instant ISO-8601 can name
 _SORT_KEYS = ("created_at", "title")
 
 
@@ -116,27 +119,39 @@ def encode_time(name: str, value: object, *, upper: bool) -> int:
     """Unix seconds for a ``from_``/``to`` bound; ``upper`` rounds a fraction up."""
     if isinstance(value, bool):
         raise TypeError(f"{name} must be a datetime, date, unix timestamp or ISO-8601 string")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-        if not math.isfinite(seconds) or seconds < 0:
-            raise ValueError(f"{name} must be a unix timestamp >= 0, got {value!r}")
-        return math.ceil(seconds) if upper else math.floor(seconds)
-    if isinstance(value, str):
-        value = _parse_iso(name, value)
-    if isinstance(value, datetime.datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(
-                f"{name} is a naive datetime; give it a time zone, "
-                "e.g. value.replace(tzinfo=datetime.timezone.utc)"
+    if isinstance(value, int):
+        seconds = value
+    elif isinstance(value, float):
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be a finite unix timestamp >= 0, got {value!r}")
+        seconds = math.ceil(value) if upper else math.floor(value)
+    else:
+        if isinstance(value, str):
+            value = _parse_iso(name, value)
+        if isinstance(value, datetime.datetime):
+            if value.utcoffset() is None:
+                raise ValueError(
+                    f"{name} is a naive datetime; give it a time zone, "
+                    "e.g. value.replace(tzinfo=datetime.timezone.utc)"
+                )
+            delta = value - _EPOCH
+        elif isinstance(value, datetime.date):
+            delta = (
+                datetime.datetime.combine(value, datetime.time(), datetime.timezone.utc) - _EPOCH
             )
-        return encode_time(name, value.timestamp(), upper=upper)
-    if isinstance(value, datetime.date):
-        midnight = datetime.datetime.combine(value, datetime.time(), datetime.timezone.utc)
-        return encode_time(name, midnight.timestamp(), upper=upper)
-    raise TypeError(
-        f"{name} must be a datetime, date, unix timestamp or ISO-8601 string, "
-        f"got {type(value).__name__}"
-    )
+        else:
+            raise TypeError(
+                f"{name} must be a datetime, date, unix timestamp or ISO-8601 string, "
+                f"got {type(value).__name__}"
+            )
+        # Integer arithmetic: float timestamps lose sub-second precision far from 1970.
+        seconds = -(-delta // _SECOND) if upper else delta // _SECOND
+    if not 0 <= seconds <= _MAX_TIMESTAMP:
+        raise ValueError(
+            f"{name} must lie between 1970-01-01 and 9999-12-31 (unix 0..{_MAX_TIMESTAMP}), "
+            f"got {value!r}"
+        )
+    return seconds
 
 
 def _parse_iso(name: str, text: str) -> datetime.datetime | datetime.date:

@@ -74,13 +74,21 @@ class Transport:
         except (asyncio.TimeoutError, TimeoutError) as exc:
             # aiohttp's ServerTimeoutError is also a TimeoutError, so it lands here too.
             raise APITimeoutError(f"request timed out ({_describe(exc)})") from exc
+        except aiohttp.ClientResponseError as exc:
+            # Its request_info (in repr) holds our headers, the key among them: never chain
+            # it, not even as __context__, so the failure is raised outside this block.
+            failure = APIConnectionError(f"request failed: {_describe(exc)}")
         except aiohttp.ClientError as exc:
             raise APIConnectionError(f"request failed: {_describe(exc)}") from exc
+        raise failure
 
     async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
         cap = self._max_response_bytes
-        if resp.content_length is not None and resp.content_length > cap:
-            raise _too_large(resp.status, cap)
+        if resp.content_length is not None:
+            if resp.content_length > cap:
+                raise _too_large(resp.status, cap)
+            # aiohttp stops at Content-Length (and errors on a short body): one read is safe.
+            return await resp.read()
         chunks: list[bytes] = []
         size = 0
         async for chunk in resp.content.iter_chunked(_CHUNK):

@@ -13,6 +13,10 @@ from aiohttp import ClientResponse, web
 
 from tamio_async import RetryPolicy
 
+# The package's own pytest plugin (fake_tamio fixtures), loaded here rather than through its
+# entry point so that coverage is already measuring when the package is imported.
+pytest_plugins = ("tamio_async.testing.pytest_plugin",)
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 LIST_PATH = "/v2/agency/tickets/list"
 
