@@ -153,11 +153,15 @@ class _Listing:
             # The server uses its own page size (it capped per_page): plan with it.
             logger.warning("server sent %d tickets for per_page=%d", got, self._per_page)
             self._size = got
-        last = max(self._start, math.ceil(total / self._size))
+        last = whole = max(self._start, math.ceil(total / self._size))
         if self._end is not None:
             last = min(last, self._end)
         if self._limit is not None:
             last = min(last, self._start + math.ceil(self._limit / self._size) - 1)
+        if last == whole and total and total % self._size == 0 and last != self._end:
+            # An exactly full last page may hide more tickets: probe the page after it
+            # inside the window instead of in a round trip of its own at the end.
+            last += 1
         stats.pages_planned = last - self._start + 1
         return last
 

@@ -97,6 +97,23 @@ async def call_with_retries(
         if on_retry is not None:
             on_retry()
 
+    # Most requests succeed at once: spare them tenacity's bookkeeping (~12% of a bulk
+    # listing's CPU). A retryable first failure is replayed as tenacity's first attempt, so
+    # attempt numbers, waits, logging and the budget are exactly as if tenacity ran it.
+    try:
+        return await attempt()
+    except Exception as exc:
+        if policy.max_retries == 0 or not is_retryable(exc, policy):
+            raise
+        first_failure: Exception | None = exc
+
+    async def replay_then_attempt() -> T:
+        nonlocal first_failure
+        if first_failure is not None:
+            failure, first_failure = first_failure, None
+            raise failure
+        return await attempt()
+
     # A fresh AsyncRetrying per call: its state must never be shared by concurrent requests.
     retrying = tenacity.AsyncRetrying(
         stop=tenacity.stop_after_attempt(policy.max_retries + 1),
@@ -106,4 +123,4 @@ async def call_with_retries(
         before_sleep=before_sleep,
         reraise=True,
     )
-    return await retrying(attempt)
+    return await retrying(replay_then_attempt)

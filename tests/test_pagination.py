@@ -217,16 +217,33 @@ async def test_a_server_that_caps_per_page_is_paged_with_its_own_page_size() -> 
     assert pages.stats.pages_planned == 13
 
 
-async def test_an_exact_last_page_that_comes_back_full_triggers_one_check_page() -> None:
+async def test_an_exactly_full_last_page_is_probed_inside_the_window() -> None:
+    listing = Listing(100, 10, gated=True)
+    listing.release(1)
+    pages = stream(listing, max_concurrency=20)
+    await anext(pages)
+    head = asyncio.ensure_future(anext(pages))
+    # the probe for page 11 goes out with the others, not in a round trip after them
+    await wait_for_condition(lambda: len(listing.started) == 11)
+    assert sorted(listing.started) == list(range(1, 12))
+    listing.release(*range(2, 12))
+    await asyncio.wait_for(head, BOUND)
+    assert len(await collect(pages)) == 80
+    assert pages.stats.pages_planned == 11
+    assert pages.stats.extra_pages == 0
+
+
+async def test_a_full_probe_page_keeps_reading_until_a_short_page() -> None:
     listing = Listing(100, 10)
-    pages = stream(listing)
+    pages = PageStream(listing.fetch, per_page=10, max_concurrency=4)
+    listing.report_total = lambda: 90  # stale total: 100 tickets are really there
     assert await collect(pages) == listing.ids
     assert sorted(listing.started) == list(range(1, 12))
     assert pages.stats.extra_pages == 1
 
 
 async def test_growth_at_the_end_is_read_past_the_plan() -> None:
-    listing = Listing(100, 10)
+    listing = Listing(95, 10)
 
     async def growing(page: int) -> TicketList:
         if page == 5:  # 35 tickets are appended while the listing runs
