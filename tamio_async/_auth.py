@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 from collections.abc import Awaitable, Callable
 
-__all__ = ["ApiKey", "Credentials"]
+__all__ = ["ApiKey", "Credentials", "UNSAFE_HEADER_CHARS"]
 
 ApiKey = str | Callable[[], str | Awaitable[str]]
+#: Characters aiohttp refuses in a header value (CR/LF would inject headers).
+UNSAFE_HEADER_CHARS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class Credentials:
@@ -18,6 +21,8 @@ class Credentials:
         if isinstance(source, str):
             if not source.strip():
                 raise ValueError("api_key must not be empty")
+            if UNSAFE_HEADER_CHARS.search(source):
+                raise ValueError("api_key must not contain control characters")
         elif not callable(source):
             raise TypeError(
                 f"api_key must be a str or a callable returning one, got {type(source).__name__}"
@@ -55,4 +60,6 @@ class Credentials:
             value = await value
         if not isinstance(value, str) or not value.strip():
             raise TypeError("the api_key provider must return a non-empty str")
+        if UNSAFE_HEADER_CHARS.search(value):
+            raise ValueError("the api_key provider returned a key with control characters")
         return value

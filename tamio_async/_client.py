@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 import yarl
 
-from ._auth import ApiKey, Credentials
+from ._auth import UNSAFE_HEADER_CHARS, ApiKey, Credentials
 from ._config import (
     DEFAULT_BASE_URL,
     DEFAULT_MAX_CONCURRENCY,
@@ -83,6 +83,11 @@ class TamioClient:
                     "no API key: pass api_key=... or set the TAMIO_API_KEY environment variable"
                 )
         self._credentials = Credentials(api_key)
+        if not isinstance(allow_insecure_http, bool):
+            # A truthy string such as "false" must not switch the protection off.
+            raise TypeError(
+                f"allow_insecure_http must be a bool, got {type(allow_insecure_http).__name__}"
+            )
         self.base_url = _check_base_url(
             base_url or os.environ.get("TAMIO_BASE_URL") or DEFAULT_BASE_URL,
             allow_insecure_http=allow_insecure_http,
@@ -100,6 +105,8 @@ class TamioClient:
             raise TypeError("session must be an aiohttp.ClientSession")
         if user_agent is not None and not isinstance(user_agent, str):
             raise TypeError("user_agent must be a str")
+        if user_agent is not None and UNSAFE_HEADER_CHARS.search(user_agent):
+            raise ValueError("user_agent must not contain control characters")
         self._url = self.base_url + _LIST_PATH
         self._headers = {
             "Accept": "application/json",
@@ -250,6 +257,7 @@ class Tickets:
         client = self._client
         client._check_open()
         encoded = encode_filters(filters)
+        check_int("start_page", start_page, minimum=1)  # named as the caller passed it
         list_query(start_page, per_page, encoded)  # validate paging now, not at first fetch
         stats = ListingStats()
 

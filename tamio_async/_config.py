@@ -27,7 +27,7 @@ class RetryPolicy:
 
     Connection errors, timeouts and truncated bodies are always retryable; statuses are
     retried when they are in ``retry_statuses``. The n-th retry waits
-    ``min(max_wait, initial_wait * 2**(n-1)) + uniform(0, jitter)`` unless the server sent
+    ``min(max_wait, initial_wait * 2**(n-1) + uniform(0, jitter))`` unless the server sent
     ``Retry-After``, which is obeyed up to ``max_retry_after`` (a longer demand raises).
     """
 

@@ -201,7 +201,7 @@ def _describe(body: bytes) -> str:
     """The server's own message if the body carries one, else a short preview of the body."""
     try:
         parsed = _error_body_decoder.decode(body)
-    except (msgspec.DecodeError, RecursionError):
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         parsed = _ErrorBody()
     text = parsed.message or parsed.error
     if text is None:

@@ -149,9 +149,18 @@ def encode_time(name: str, value: object, *, upper: bool) -> int:
     if not 0 <= seconds <= _MAX_TIMESTAMP:
         raise ValueError(
             f"{name} must lie between 1970-01-01 and 9999-12-31 (unix 0..{_MAX_TIMESTAMP}), "
-            f"got {value!r}"
+            f"got {_shown(value)}"
         )
     return seconds
+
+
+def _shown(value: object) -> str:
+    """A short repr; Python refuses to print ints of more than 4300 digits at all."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return "an int too long to print"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _parse_iso(name: str, text: str) -> datetime.datetime | datetime.date:

@@ -12,6 +12,7 @@ garbage collector's tracking makes bulk decoding markedly cheaper.
 from __future__ import annotations
 
 import datetime
+import re
 
 import msgspec
 
@@ -147,11 +148,14 @@ def decode_ticket_list(
         # msgspec ends its message with " - at `$.tickets[3].created_at`"
         text = str(exc)
         path = text.rpartition("at `")[2].rstrip("`") if "at `$" in text else "$"
+        missing = re.match(r"Object missing required field `(\w+)`", text)
+        if missing:  # msgspec points at the object; point at the field itself
+            path = f"{path}.{missing[1]}"
         message = f"response does not fit the TicketList schema: {text}"
         raise APIResponseValidationError(
             message, status_code=status_code, path=path, page=page
         ) from None
-    except (msgspec.DecodeError, RecursionError) as exc:
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
         raise APIResponseValidationError(
             f"response is not valid JSON: {exc}", status_code=status_code, page=page
         ) from None
