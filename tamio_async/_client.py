@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Unpack
 
-__all__ = ["TamioClient", "Tickets"]
+__all__ = ["ListingOptions", "TamioClient", "Tickets"]
 
 _LIST_PATH = "/agency/tickets/list"
 
@@ -88,10 +88,9 @@ class TamioClient:
             raise TypeError(
                 f"allow_insecure_http must be a bool, got {type(allow_insecure_http).__name__}"
             )
-        self.base_url = _check_base_url(
-            base_url or os.environ.get("TAMIO_BASE_URL") or DEFAULT_BASE_URL,
-            allow_insecure_http=allow_insecure_http,
-        )
+        if base_url is None:  # only None means "not given": base_url=0 must not pass silently
+            base_url = os.environ.get("TAMIO_BASE_URL") or DEFAULT_BASE_URL
+        self.base_url = _check_base_url(base_url, allow_insecure_http=allow_insecure_http)
         if not isinstance(retry, RetryPolicy):
             raise TypeError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
         if max_retries is not None:
@@ -276,55 +275,28 @@ class Tickets:
             stats=stats,
         )
 
-    def iterate(
-        self,
-        *,
-        per_page: int = 100,
-        max_concurrency: int | None = None,
-        start_page: int = 1,
-        end_page: int | None = None,
-        limit: int | None = None,
-        on_progress: Callable[[Progress], object] | None = None,
-        **filters: Unpack[TicketFilters],
-    ) -> TicketStream:
-        """Every ticket of the listing, streamed in page order (see `pages`)."""
-        return TicketStream(
-            self.pages(
-                per_page=per_page,
-                max_concurrency=max_concurrency,
-                start_page=start_page,
-                end_page=end_page,
-                limit=limit,
-                on_progress=on_progress,
-                **filters,
-            )
-        )
+    def iterate(self, **options: Unpack[ListingOptions]) -> TicketStream:
+        """Every ticket of the listing, streamed in page order (arguments as `pages`)."""
+        return TicketStream(self.pages(**options))
 
-    async def list_all(
-        self,
-        *,
-        per_page: int = 100,
-        max_concurrency: int | None = None,
-        start_page: int = 1,
-        end_page: int | None = None,
-        limit: int | None = None,
-        on_progress: Callable[[Progress], object] | None = None,
-        **filters: Unpack[TicketFilters],
-    ) -> builtins.list[Ticket]:
-        """Every ticket of the listing, collected into a list (see `pages`)."""
+    async def list_all(self, **options: Unpack[ListingOptions]) -> builtins.list[Ticket]:
+        """Every ticket of the listing, collected into a list (arguments as `pages`)."""
         tickets: builtins.list[Ticket] = []
-        async with self.pages(
-            per_page=per_page,
-            max_concurrency=max_concurrency,
-            start_page=start_page,
-            end_page=end_page,
-            limit=limit,
-            on_progress=on_progress,
-            **filters,
-        ) as pages:
+        async with self.pages(**options) as pages:
             async for page in pages:
                 tickets.extend(page.tickets)
         return tickets
+
+
+class ListingOptions(TicketFilters, total=False):
+    """The keyword arguments of `Tickets.pages`, which `iterate` and `list_all` pass on."""
+
+    per_page: int
+    max_concurrency: int | None
+    start_page: int
+    end_page: int | None
+    limit: int | None
+    on_progress: Callable[[Progress], object] | None
 
 
 def _check_base_url(raw: str, *, allow_insecure_http: bool) -> str:

@@ -17,11 +17,13 @@ de-duplicated by id. Growth at the end is caught by reading past the plan until 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import math
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from types import TracebackType
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
@@ -33,6 +35,8 @@ __all__ = ["FetchPage", "ListingStats", "PageStream", "Progress", "TicketStream"
 
 logger = logging.getLogger("tamio_async")
 
+T = TypeVar("T")
+S = TypeVar("S", bound="_Stream[Any]")
 FetchPage = Callable[[int], Awaitable[TicketList]]
 #: Rounds of gap repair before we accept that the listing will not hold still.
 _REPAIR_ROUNDS = 3
@@ -325,52 +329,27 @@ class _Listing:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-class PageStream:
-    """Async iterator over the pages of a listing, in page order, de-duplicated and limited.
+class _Stream(Generic[T]):
+    """What `PageStream` and `TicketStream` share: stats and an early-stop lifecycle."""
 
-    ``stats`` is live during and after iteration. Use ``async with`` (or ``aclose()``) to
-    stop early deterministically; after a plain ``break`` the in-flight requests are
-    cancelled as soon as the stream is dropped.
-    """
-
-    def __init__(
-        self,
-        fetch_page: FetchPage,
-        *,
-        per_page: int,
-        max_concurrency: int,
-        start_page: int = 1,
-        end_page: int | None = None,
-        limit: int | None = None,
-        on_progress: Callable[[Progress], object] | None = None,
-        stats: ListingStats | None = None,
-    ) -> None:
-        # The generator references the engine, never this wrapper: no cycle, so dropping
-        # the wrapper runs __del__ at once.
-        self._listing = _Listing(
-            fetch_page,
-            per_page=per_page,
-            max_concurrency=max_concurrency,
-            start_page=start_page,
-            end_page=end_page,
-            limit=limit,
-            on_progress=on_progress,
-            stats=stats if stats is not None else ListingStats(),
-        )
-        self._gen = self._listing.run()
+    def __init__(self, listing: _Listing, gen: AsyncGenerator[T, None]) -> None:
+        # The generator references the engine, never this wrapper: no reference cycle, so
+        # dropping the wrapper after a `break` runs __del__ at once.
+        self._listing = listing
+        self._gen = gen
 
     @property
     def stats(self) -> ListingStats:
         """Live counters of this listing."""
         return self._listing.stats
 
-    def __aiter__(self) -> PageStream:
+    def __aiter__(self: S) -> S:
         return self
 
-    async def __anext__(self) -> TicketList:
+    async def __anext__(self) -> T:
         return await self._gen.__anext__()
 
-    async def __aenter__(self) -> PageStream:
+    async def __aenter__(self: S) -> S:
         return self
 
     async def __aexit__(
@@ -392,47 +371,48 @@ class PageStream:
             listing.cancel_now()
 
 
-class TicketStream:
+class PageStream(_Stream[TicketList]):
+    """Async iterator over the pages of a listing, in page order, de-duplicated and limited.
+
+    ``stats`` is live during and after iteration. Use ``async with`` (or ``aclose()``) to
+    stop early deterministically; after a plain ``break`` the in-flight requests are
+    cancelled as soon as the stream is dropped.
+    """
+
+    def __init__(
+        self,
+        fetch_page: FetchPage,
+        *,
+        per_page: int,
+        max_concurrency: int,
+        start_page: int = 1,
+        end_page: int | None = None,
+        limit: int | None = None,
+        on_progress: Callable[[Progress], object] | None = None,
+        stats: ListingStats | None = None,
+    ) -> None:
+        listing = _Listing(
+            fetch_page,
+            per_page=per_page,
+            max_concurrency=max_concurrency,
+            start_page=start_page,
+            end_page=end_page,
+            limit=limit,
+            on_progress=on_progress,
+            stats=stats if stats is not None else ListingStats(),
+        )
+        super().__init__(listing, listing.run())
+
+
+class TicketStream(_Stream[Ticket]):
     """Async iterator over the tickets of a listing (a flattened `PageStream`)."""
 
     def __init__(self, pages: PageStream) -> None:
-        self._pages = pages
-        self._gen = _flatten(pages)
-
-    @property
-    def stats(self) -> ListingStats:
-        """Live counters of this listing."""
-        return self._pages.stats
-
-    def __aiter__(self) -> TicketStream:
-        return self
-
-    async def __anext__(self) -> Ticket:
-        return await self._gen.__anext__()
-
-    async def __aenter__(self) -> TicketStream:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Stop: cancel in-flight requests and wait until they are gone."""
-        await self._gen.aclose()
-        await self._pages.aclose()
-
-    def __del__(self) -> None:
-        pages = getattr(self, "_pages", None)
-        if pages is not None:
-            pages._listing.cancel_now()
+        super().__init__(pages._listing, _flatten(pages._gen))
 
 
-async def _flatten(pages: PageStream) -> AsyncGenerator[Ticket, None]:
-    async for page in pages:
-        for ticket in page.tickets:
-            yield ticket
+async def _flatten(pages: AsyncGenerator[TicketList, None]) -> AsyncGenerator[Ticket, None]:
+    async with contextlib.aclosing(pages):  # closing the tickets closes the pages
+        async for page in pages:
+            for ticket in page.tickets:
+                yield ticket
