@@ -7,7 +7,7 @@
             print(ticket.id, ticket.title)
 """
 
-from ._client import TamioClient, Tickets
+from ._client import ListingOptions, TamioClient, Tickets
 from ._config import (
     DEFAULT_BASE_URL,
     DEFAULT_MAX_CONCURRENCY,
@@ -31,6 +31,7 @@ from ._exceptions import (
     TamioError,
 )
 from ._pagination import ListingStats, PageStream, Progress, TicketStream
+from ._params import TicketFilters
 from ._version import __version__
 from .models import Asset, Client, Reply, Thumbnail, Ticket, TicketList
 
@@ -50,6 +51,7 @@ __all__ = [
     "DEFAULT_RETRY_STATUSES",
     "DEFAULT_TIMEOUT",
     "InternalServerError",
+    "ListingOptions",
     "ListingStats",
     "NotFoundError",
     "PageStream",
@@ -62,6 +64,7 @@ __all__ = [
     "TamioError",
     "Thumbnail",
     "Ticket",
+    "TicketFilters",
     "TicketList",
     "TicketStream",
     "Tickets",
