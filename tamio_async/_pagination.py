@@ -111,6 +111,9 @@ class _Listing:
         # (start, end) of each fetched page on the listing as it stood at the first page.
         self._covered: list[tuple[int, int]] = []
         self._lengths: dict[int, int] = {}
+        # The first page past the start that came back empty: the listing ends there, whatever
+        # total_results claimed (a total far beyond the data must not page forever).
+        self._empty_at: int | None = None
         self._size = per_page  # the page size the server actually uses
 
     def cancel_now(self) -> None:
@@ -133,6 +136,8 @@ class _Listing:
                 yield page
             if self._full:
                 return
+            if self._empty_at is not None:
+                last = min(last, self._empty_at)
             async for page in self._after_plan(last):
                 yield page
         finally:
@@ -210,6 +215,8 @@ class _Listing:
         offset = (page - 1) * self._size - shift
         self._covered.append((offset, offset + len(result.tickets)))
         self._lengths[page] = len(result.tickets)
+        if not result.tickets and page > self._start:
+            self._empty_at = page if self._empty_at is None else min(self._empty_at, page)
 
     def _emit(self, page: TicketList) -> TicketList:
         """De-duplicate, apply the limit, count, report progress."""
@@ -247,6 +254,7 @@ class _Listing:
                 while (
                     upcoming is not None
                     and not failed
+                    and (self._empty_at is None or upcoming <= self._empty_at)
                     and len(running) < self._concurrency
                     and len(tasks) - len(running) < self._concurrency
                 ):
@@ -259,7 +267,7 @@ class _Listing:
                 await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
             result = tasks.pop(head).result()
             yield self._emit(result)
-            if self._full:
+            if self._full or head == self._empty_at:
                 return
 
     async def _sequential(

@@ -210,6 +210,14 @@ async def test_an_implausible_total_falls_back_to_sequential_paging(total: int) 
     assert pages.stats.sequential
 
 
+async def test_an_empty_page_ends_a_listing_whose_total_was_a_lie() -> None:
+    listing = Listing(25, 10)
+    listing.report_total = lambda: 10**18
+    pages = stream(listing, max_concurrency=4)
+    assert await collect(pages) == listing.ids
+    assert max(listing.started) <= 4 + 4  # the empty page 4, plus what was already in flight
+
+
 async def test_a_server_that_caps_per_page_is_paged_with_its_own_page_size() -> None:
     listing = Listing(250, 20)  # the server serves 20 whatever we ask for
     pages = stream(listing, per_page=100)
