@@ -3,8 +3,9 @@
 It knows nothing of HTTP: it calls ``fetch_page(page) -> TicketList`` and plans from what
 comes back. The first page is fetched alone; its ``total_results`` gives the last page, and
 the rest are fetched with at most ``max_concurrency`` requests in flight and at most
-``max_concurrency`` finished pages waiting for the consumer. A request starts as soon as
-one finishes (no batches), and only while the consumer asks for more (back-pressure).
+``2 * max_concurrency`` pages held (in flight, or finished and waiting for a slower head page
+or for the consumer). A request starts as soon as one finishes (no batches), and only while
+the consumer asks for more (back-pressure).
 
 Drift (tickets created or deleted while the listing runs) shifts offset pages. Every page
 reports the ``total_results`` it was served with, so each page's window can be placed on the
@@ -21,7 +22,7 @@ import contextlib
 import dataclasses
 import logging
 import math
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
@@ -114,10 +115,16 @@ class _Listing:
         # The first page past the start that came back empty: the listing ends there, whatever
         # total_results claimed (a total far beyond the data must not page forever).
         self._empty_at: int | None = None
+        # The sliding window: pages still to launch, requests running, and whether to stop.
+        self._queue: Iterator[int] = iter(())
+        self._upcoming: int | None = None
+        self._running = 0
+        self._stopping = False
         self._size = per_page  # the page size the server actually uses
 
     def cancel_now(self) -> None:
         """Cancel every in-flight request (synchronous: usable from ``__del__``)."""
+        self._stopping = True
         for task in self._tasks.values():
             task.cancel()
 
@@ -244,31 +251,48 @@ class _Listing:
 
     async def _window(self, pages: range) -> AsyncGenerator[TicketList, None]:
         """Fetch ``pages`` concurrently in a sliding window; yield them in order."""
-        tasks = self._tasks
-        launch = iter(pages)
-        upcoming = next(launch, None)
+        self._queue = iter(pages)
+        self._upcoming = next(self._queue, None)
         for head in pages:
-            while True:
-                running = [t for t in tasks.values() if not t.done()]
-                failed = any(t.done() and t.exception() for t in tasks.values())
-                while (
-                    upcoming is not None
-                    and not failed
-                    and (self._empty_at is None or upcoming <= self._empty_at)
-                    and len(running) < self._concurrency
-                    and len(tasks) - len(running) < self._concurrency
-                ):
-                    task = asyncio.create_task(self._fetch(upcoming))
-                    tasks[upcoming] = task
-                    running.append(task)
-                    upcoming = next(launch, None)
-                if tasks[head].done():
-                    break
-                await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            result = tasks.pop(head).result()
-            yield self._emit(result)
+            self._fill()
+            task = self._tasks[head]
+            if not task.done():
+                await asyncio.wait((task,))
+            del self._tasks[head]
+            yield self._emit(task.result())
             if self._full or head == self._empty_at:
                 return
+
+    def _fill(self) -> None:
+        """Launch pages while fewer than ``max_concurrency`` run and ``2 *`` are held.
+
+        Called by each finishing request itself, so its slot is refilled at once rather
+        than when the consumer's task next runs; finished pages waiting for a slower head
+        page count as held, which bounds memory however slow the consumer.
+        """
+        tasks, limit = self._tasks, self._concurrency
+        while (
+            self._upcoming is not None
+            and not self._stopping
+            and self._running < limit
+            and len(tasks) < 2 * limit
+            and (self._empty_at is None or self._upcoming <= self._empty_at)
+        ):
+            self._running += 1
+            tasks[self._upcoming] = asyncio.create_task(self._fetch_in_window(self._upcoming))
+            self._upcoming = next(self._queue, None)
+
+    async def _fetch_in_window(self, page: int) -> TicketList:
+        try:
+            return await self._fetch(page)
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            self._stopping = True  # this page will fail the listing: launch nothing more
+            raise
+        finally:
+            self._running -= 1
+            self._fill()
 
     async def _sequential(
         self, page: int, end: int | None, *, extra: bool = False
@@ -329,6 +353,7 @@ class _Listing:
         return range(first, last + 1)
 
     async def _cancel_all(self) -> None:
+        self._stopping = True
         tasks = list(self._tasks.values())
         self._tasks.clear()
         for task in tasks:
@@ -417,6 +442,7 @@ class TicketStream(_Stream[Ticket]):
 
     def __init__(self, pages: PageStream) -> None:
         super().__init__(pages._listing, _flatten(pages._gen))
+        self._pages = pages  # dropping it would run its __del__, which stops the listing
 
 
 async def _flatten(pages: AsyncGenerator[TicketList, None]) -> AsyncGenerator[Ticket, None]:
