@@ -11,10 +11,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytest.importorskip("httpx")
-pytest.importorskip("pydantic")
-pytest.importorskip("orjson")
-
 
 @pytest.fixture(scope="module")
 def smoke_run(
