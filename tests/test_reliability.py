@@ -19,21 +19,19 @@ import gc
 import logging
 import random
 import re
-import shutil
 import ssl
-import subprocess
 import sys
 import time
 import traceback
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import msgspec
 import pytest
+import trustme
 import yarl
 from aiohttp import web
 from conftest import FakeClock
@@ -916,32 +914,16 @@ def _redirect(status: int, location: str) -> web.HTTPException:
 
 
 @pytest.fixture(scope="module")
-def tls_certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A throwaway self-signed certificate for 127.0.0.1 (made by the openssl command)."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("no openssl command to make a test certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1",
-            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=BOUND,
-    )  # fmt: skip
-    return cert, key
+def test_ca() -> trustme.CA:
+    """A throwaway certificate authority; its certificate for 127.0.0.1 serves TLS locally."""
+    return trustme.CA()
 
 
 @pytest.fixture
-async def serve_tls(tls_certificate: tuple[Path, Path]) -> AsyncIterator[Serve]:
+async def serve_tls(test_ca: trustme.CA) -> AsyncIterator[Serve]:
     """Like ``serve``, over TLS with the throwaway certificate; returns an https base_url."""
-    cert, key = tls_certificate
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
+    test_ca.issue_cert("127.0.0.1").configure_cert(context)
     runners: list[web.AppRunner] = []
 
     async def start(handler: Handler) -> str:
@@ -963,7 +945,7 @@ async def empty_page(request: web.Request) -> web.StreamResponse:
 
 
 async def test_a_redirect_from_https_to_plain_http_never_carries_the_key(
-    serve: Serve, serve_tls: Serve, tls_certificate: tuple[Path, Path]
+    serve: Serve, serve_tls: Serve, test_ca: trustme.CA
 ) -> None:
     plain_seen: list[dict[str, str]] = []
     tls_seen: list[dict[str, str]] = []
@@ -979,7 +961,8 @@ async def test_a_redirect_from_https_to_plain_http_never_carries_the_key(
         raise web.HTTPFound(f"{plain}/agency/tickets/list?{request.query_string}")
 
     base_url = await serve_tls(downgrade)
-    trust = ssl.create_default_context(cafile=str(tls_certificate[0]))
+    trust = ssl.create_default_context()
+    test_ca.configure_trust(trust)
     # A borrowed session only to trust the test certificate; redirects are aiohttp's.
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trust)) as session:
         async with TamioClient(api_key=CANARY, base_url=base_url, session=session) as client:
