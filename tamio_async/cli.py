@@ -343,7 +343,7 @@ async def _demo(args: argparse.Namespace) -> int:
     verdict = "verified: all present, in order, no duplicates" if not problems else "FAILED"
     rows = [
         ("Tickets", f"{count:,} ({verdict})"),
-        ("Pages", f"{page_count:,} of {args.per_page}, {args.concurrency} in flight"),
+        ("Pages", f"{page_count:,} ({args.per_page} per page), {args.concurrency} in flight"),
         ("Wall time", f"{wall:.2f} s"),
         ("Throughput", f"{count / wall:,.0f} tickets/s"),
         ("Retries", f"{pages.stats.retries:,}"),
