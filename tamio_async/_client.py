@@ -190,7 +190,7 @@ class TamioClient:
             except TamioError as exc:
                 exc.page = page
                 raise
-            if response.status >= 400:
+            if not 200 <= response.status < 300:  # 3xx here: a redirect aiohttp did not follow
                 raise status_error(response.status, response.body, response.headers, page=page)
             return decode_ticket_list(response.body, status_code=response.status, page=page)
 

@@ -323,6 +323,15 @@ async def test_unmapped_status_raises_plain_api_status_error() -> None:
     assert info.value.status_code == 418
 
 
+async def test_a_redirect_status_that_was_not_followed_is_an_api_status_error() -> None:
+    with aioresponses() as mocked:
+        mocked.get(MOCKED, status=304)
+        async with TamioClient(api_key=KEY, max_retries=0) as client:
+            with pytest.raises(APIStatusError) as info:
+                await client.tickets.list()
+    assert info.value.status_code == 304
+
+
 # --- retries over a real socket --------------------------------------------------------------
 
 
