@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ssl
 import types
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -36,25 +37,35 @@ def _aioresponses_compat(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(aioresponses.core, "ClientResponse", _CompatClientResponse)
 
 
-@pytest.fixture
-async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
-    """Start ``handler`` for GET /v2/agency/tickets/list on 127.0.0.1:0; returns base_url."""
-    runners: list[web.AppRunner] = []
+class LocalServers:
+    """Starts handlers for GET /v2/agency/tickets/list on 127.0.0.1:0 and stops them all."""
 
-    async def start(handler: Handler) -> str:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        self._ssl = ssl_context
+        self._runners: list[web.AppRunner] = []
+
+    async def start(self, handler: Handler) -> str:
+        """Serve ``handler``; returns the base_url (https when an SSL context was given)."""
         app = web.Application()
         app.router.add_get(LIST_PATH, handler)
         runner = web.AppRunner(app)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners.append(runner)
-        port = runner.addresses[0][1]
-        return f"http://127.0.0.1:{port}/v2"
+        self._runners.append(runner)
+        await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=self._ssl).start()
+        scheme = "http" if self._ssl is None else "https"
+        return f"{scheme}://127.0.0.1:{runner.addresses[0][1]}/v2"
 
-    yield start
-    for runner in runners:
-        await runner.cleanup()
+    async def stop(self) -> None:
+        for runner in self._runners:
+            await runner.cleanup()
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
+    """Start ``handler`` for GET /v2/agency/tickets/list on 127.0.0.1:0; returns base_url."""
+    servers = LocalServers()
+    yield servers.start
+    await servers.stop()
 
 
 @dataclasses.dataclass

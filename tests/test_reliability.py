@@ -34,7 +34,7 @@ import pytest
 import trustme
 import yarl
 from aiohttp import web
-from conftest import FakeClock
+from conftest import FakeClock, LocalServers
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -924,20 +924,9 @@ async def serve_tls(test_ca: trustme.CA) -> AsyncIterator[Serve]:
     """Like ``serve``, over TLS with the throwaway certificate; returns an https base_url."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     test_ca.issue_cert("127.0.0.1").configure_cert(context)
-    runners: list[web.AppRunner] = []
-
-    async def start(handler: Handler) -> str:
-        app = web.Application()
-        app.router.add_get(LIST_PATH, handler)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        runners.append(runner)
-        await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context).start()
-        return f"https://127.0.0.1:{runner.addresses[0][1]}/v2"
-
-    yield start
-    for runner in runners:
-        await runner.cleanup()
+    servers = LocalServers(context)
+    yield servers.start
+    await servers.stop()
 
 
 async def empty_page(request: web.Request) -> web.StreamResponse:
