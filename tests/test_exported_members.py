@@ -36,3 +36,15 @@ def test_every_name_in_all_resolves() -> None:
 def test_all_exports_the_version() -> None:
     assert "__version__" in tamio_async.__all__
     assert isinstance(tamio_async.__version__, str)
+
+
+def test_the_pytest_plugin_is_registered_for_users() -> None:
+    """Installed packages register the fake-server fixtures through the pytest11 entry point."""
+    import importlib
+    import importlib.metadata
+
+    (entry,) = (
+        e for e in importlib.metadata.entry_points(group="pytest11") if e.name == "tamio_async"
+    )
+    plugin = importlib.import_module(entry.value)
+    assert {"fake_tamio", "fake_tamio_factory"} <= set(plugin.__all__)
