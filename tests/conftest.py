@@ -12,7 +12,16 @@ import aioresponses.core
 import pytest
 from aiohttp import ClientResponse, web
 
-from tamio_async import RetryPolicy
+from tamio_async import (
+    APIStatusError,
+    AuthenticationError,
+    BadRequestError,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    RetryPolicy,
+)
 
 # The package's own pytest plugin (fake_tamio fixtures), loaded here rather than through its
 # entry point so that coverage is already measuring when the package is imported.
@@ -20,6 +29,16 @@ pytest_plugins = ("tamio_async.testing.pytest_plugin",)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 LIST_PATH = "/v2/agency/tickets/list"
+#: The issue's status -> error class table, shared by the pure and the end-to-end tests.
+STATUS_CLASSES: list[tuple[int, type[APIStatusError]]] = [
+    (400, BadRequestError),
+    (401, AuthenticationError),
+    (403, PermissionDeniedError),
+    (404, NotFoundError),
+    (429, RateLimitError),
+    (500, InternalServerError),
+    (503, InternalServerError),
+]
 
 
 class _CompatClientResponse(ClientResponse):

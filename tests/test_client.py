@@ -21,6 +21,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aioresponses import aioresponses
+from conftest import STATUS_CLASSES
 
 from tamio_async import (
     DEFAULT_BASE_URL,
@@ -32,8 +33,6 @@ from tamio_async import (
     BadRequestError,
     ClientClosedError,
     InternalServerError,
-    NotFoundError,
-    PermissionDeniedError,
     RateLimitError,
     TamioClient,
     TamioError,
@@ -274,18 +273,7 @@ async def test_invalid_arguments_fail_before_any_request(start: StartAPI) -> Non
 # --- status -> error -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("status", "cls"),
-    [
-        (400, BadRequestError),
-        (401, AuthenticationError),
-        (403, PermissionDeniedError),
-        (404, NotFoundError),
-        (429, RateLimitError),
-        (500, InternalServerError),
-        (503, InternalServerError),
-    ],
-)
+@pytest.mark.parametrize(("status", "cls"), STATUS_CLASSES)
 async def test_error_status_raises_its_class_with_status_body_and_message(
     status: int, cls: type[APIStatusError]
 ) -> None:

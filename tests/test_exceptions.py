@@ -5,17 +5,14 @@ from __future__ import annotations
 import email.utils
 
 import pytest
+from conftest import STATUS_CLASSES
 
 from tamio_async import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
     ClientClosedError,
     InternalServerError,
-    NotFoundError,
-    PermissionDeniedError,
     RateLimitError,
     TamioError,
 )
@@ -28,19 +25,7 @@ def http_date(timestamp: float) -> str:
     return email.utils.formatdate(timestamp, usegmt=True)
 
 
-@pytest.mark.parametrize(
-    ("status", "cls"),
-    [
-        (400, BadRequestError),
-        (401, AuthenticationError),
-        (403, PermissionDeniedError),
-        (404, NotFoundError),
-        (429, RateLimitError),
-        (500, InternalServerError),
-        (503, InternalServerError),
-        (599, InternalServerError),
-    ],
-)
+@pytest.mark.parametrize(("status", "cls"), [*STATUS_CLASSES, (599, InternalServerError)])
 def test_status_maps_to_its_class(status: int, cls: type[APIStatusError]) -> None:
     error = status_error(status, b"", {})
     assert type(error) is cls
