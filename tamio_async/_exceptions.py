@@ -13,11 +13,12 @@
      │    ├── NotFoundError           404
      │    ├── RateLimitError          429 (carries retry_after)
      │    └── InternalServerError     500-599
-     └── APIResponseValidationError   a 2xx that is not JSON, does not fit the schema, or is too big
+     ├── APIResponseValidationError   a 2xx that is not JSON, does not fit the schema, or is too big
+     └── IncompleteListingError       a listing yielded all it could but cannot prove it has everything
 
-Every error may carry the ``page`` it happened on and a ``hint`` (how to resume a listing);
-both show in ``str(error)``. No message ever contains the API key: we never put request
-headers into an error.
+Every error may carry the ``page`` it happened on, a ``hint`` and ``resume_page`` (how to resume
+a listing, set only when following it is correct); page and hint show in ``str(error)``. No
+message ever contains the API key: we never put request headers into an error.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from typing import Literal
 
 import msgspec
 
+from ._stats import ListingStats
+
 __all__ = [
     "APIConnectionError",
     "APIResponseValidationError",
@@ -39,6 +42,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ClientClosedError",
+    "IncompleteListingError",
     "InternalServerError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -57,12 +61,15 @@ class TamioError(Exception):
 
     page: int | None
     hint: str | None
+    resume_page: int | None
 
     def __init__(self, message: str, *, page: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.page = page
         self.hint = None
+        #: Where a listing can be resumed without losing or repeating a ticket, if anywhere.
+        self.resume_page = None
 
     def __str__(self) -> str:
         text = self.message if self.page is None else f"{self.message} (page {self.page})"
@@ -154,6 +161,30 @@ class APIResponseValidationError(TamioError):
         self.status_code = status_code
         #: The JSON path msgspec reported, for example ``$.tickets[3].created_at``.
         self.path = path
+
+
+class IncompleteListingError(TamioError):
+    """A listing delivered every ticket it could, but cannot show it delivered them all.
+
+    Raised after the last ticket was yielded, never instead of yielding: the tickets you got
+    are real and unique. ``missing`` lists what is known to be uncovered as ``(start, end)``
+    positions of the listing as it stood at its first page (estimates when it moved);
+    ``stats`` are the listing's counters; ``resume_page`` is set only when a listing started
+    there would deliver exactly the rest.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        stats: ListingStats,
+        missing: tuple[tuple[int, int], ...] = (),
+        resume_page: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.stats = stats
+        self.missing = missing
+        self.resume_page = resume_page
 
 
 _STATUS_CLASSES: dict[int, type[APIStatusError]] = {
