@@ -7,6 +7,8 @@ import inspect
 import re
 from collections.abc import Awaitable, Callable
 
+from ._exceptions import AuthenticationError
+
 __all__ = ["ApiKey", "Credentials", "UNSAFE_HEADER_CHARS"]
 
 ApiKey = str | Callable[[], str | Awaitable[str]]
@@ -55,11 +57,39 @@ class Credentials:
 
     async def _fetch(self) -> str:
         assert not isinstance(self._source, str)
-        value = self._source()
+        value: object = self._source()
         if inspect.isawaitable(value):
             value = await value
-        if not isinstance(value, str) or not value.strip():
-            raise TypeError("the api_key provider must return a non-empty str")
-        if UNSAFE_HEADER_CHARS.search(value):
-            raise ValueError("the api_key provider returned a key with control characters")
-        return value
+        problem = _unusable(value)
+        if problem is None:
+            assert isinstance(value, str)
+            return value
+        # An AuthenticationError, not a TypeError: it is the same failure as a key the server
+        # refuses, so a caller's `except TamioError` handles it. It names the provider and
+        # describes its answer, never shows it: a malformed key may still be mostly secret.
+        raise AuthenticationError(
+            f"the api_key provider {_name(self._source)} returned {problem}, not a usable key;"
+            " no request was sent",
+            status_code=401,
+        )
+
+
+def _unusable(value: object) -> str | None:
+    """What is wrong with a provider's answer, in general terms; None if it is a usable key."""
+    if value is None:
+        return "None"
+    if not isinstance(value, str):
+        return f"a {type(value).__name__} instead of a str"
+    if not value:
+        return "an empty string"
+    if not value.strip():
+        return "a string of only whitespace"
+    if UNSAFE_HEADER_CHARS.search(value):
+        return "a string with control characters"
+    return None
+
+
+def _name(provider: object) -> str:
+    """The provider's qualified name, or its type's name for objects without one."""
+    name = getattr(provider, "__qualname__", None)
+    return name if isinstance(name, str) else type(provider).__name__

@@ -14,11 +14,12 @@
      │    ├── RateLimitError          429 (carries retry_after)
      │    └── InternalServerError     500-599
      ├── APIResponseValidationError   a 2xx that is not JSON, does not fit the schema, or is too big
-     └── IncompleteListingError       a listing yielded all it could but cannot prove it has everything
+     └── IncompleteListingError       a listing yielded all it could but cannot prove it is complete
 
 Every error may carry the ``page`` it happened on, a ``hint`` and ``resume_page`` (how to resume
 a listing, set only when following it is correct); page and hint show in ``str(error)``. No
-message ever contains the API key: we never put request headers into an error.
+message ever contains the API key: we never put request headers into an error. Every error
+pickles with all its attributes, so it crosses a process boundary (``ProcessPoolExecutor``).
 """
 
 from __future__ import annotations
@@ -74,6 +75,12 @@ class TamioError(Exception):
     def __str__(self) -> str:
         text = self.message if self.page is None else f"{self.message} (page {self.page})"
         return text if self.hint is None else f"{text}; {self.hint}"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # The default (cls(*args) then __dict__) calls __init__, whose keyword-only arguments
+        # are not in args: subclasses would fail to unpickle (a BrokenProcessPool in a worker
+        # pool). Rebuild without __init__ instead; every attribute is in __dict__.
+        return (_rebuild, (type(self), self.args), self.__dict__)
 
 
 class ClientClosedError(TamioError, RuntimeError):
@@ -185,6 +192,13 @@ class IncompleteListingError(TamioError):
         self.stats = stats
         self.missing = missing
         self.resume_page = resume_page
+
+
+def _rebuild(cls: type[TamioError], args: tuple[object, ...]) -> TamioError:
+    """Unpickle an error without its ``__init__``; pickle then restores ``__dict__``."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    return error
 
 
 _STATUS_CLASSES: dict[int, type[APIStatusError]] = {

@@ -1,9 +1,11 @@
 """Typed payload of ``GET /agency/tickets/list``, as msgspec Structs, and its decoder.
 
-Evolvable by design: unknown fields are ignored, and every field but ``id`` may be omitted or
-null without failing (it then reads ``None``; an omitted list reads as empty). The one
-exception is ``TicketList.tickets``: a 2xx listing whose ticket array is null is not a page,
-and reading it as empty would silently end a listing early, so it is a validation error.
+Evolvable by design: unknown fields are ignored, and every field but ``Ticket.id`` may be
+omitted or null without failing (it then reads ``None``; an omitted list reads as empty), the
+ids of nested objects (client, replies, assets) included. ``Ticket.id`` is required because a
+listing deduplicates on it. The other exception is ``TicketList.tickets``: a 2xx listing whose
+ticket array is null is not a page, and reading it as empty would silently end a listing
+early, so it is a validation error.
 Timestamps stay unix seconds (``int``); the ``*_datetime`` properties give aware UTC datetimes.
 Structs are frozen and ``gc=False``: API data has no reference cycles, and skipping the
 garbage collector's tracking makes bulk decoding markedly cheaper.
@@ -48,7 +50,7 @@ class Thumbnail(msgspec.Struct, frozen=True, gc=False):
 class Asset(msgspec.Struct, frozen=True, gc=False):
     """A file attached to a reply."""
 
-    id: str
+    id: str | None = None
     object: str | None = None
     filename: str | None = None
     extension: str | None = None
@@ -79,7 +81,7 @@ class Asset(msgspec.Struct, frozen=True, gc=False):
 class Reply(msgspec.Struct, frozen=True, gc=False):
     """A message in a ticket's thread."""
 
-    id: str
+    id: str | None = None
     text: str | None = None
     is_client_reply: bool | None = None
     created_at: int | None = None
@@ -94,7 +96,7 @@ class Reply(msgspec.Struct, frozen=True, gc=False):
 class Client(msgspec.Struct, frozen=True, gc=False):
     """The client (customer) who opened a ticket."""
 
-    id: str
+    id: str | None = None
     name: str | None = None
     email: str | None = None
 

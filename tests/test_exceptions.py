@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import email.utils
+import inspect
+import multiprocessing
+import pickle
+from collections.abc import Callable
 
 import pytest
 from conftest import STATUS_CLASSES
@@ -15,8 +20,15 @@ from tamio_async import (
     InternalServerError,
     RateLimitError,
     TamioError,
+    _exceptions,
 )
-from tamio_async._exceptions import parse_retry_after, status_error
+from tamio_async._exceptions import (
+    APIResponseValidationError,
+    IncompleteListingError,
+    parse_retry_after,
+    status_error,
+)
+from tamio_async._stats import ListingStats
 
 NOW = 1_700_000_000.0
 
@@ -201,3 +213,87 @@ def test_client_closed_error_is_a_runtime_error() -> None:
 
 def test_connection_error_is_not_a_status_error() -> None:
     assert not isinstance(APIConnectionError("x"), APIStatusError)
+
+
+# --- pickling --------------------------------------------------------------------------------
+
+SERVER_HEADERS = {"Content-Type": "application/json", "X-Request-Id": "req-7", "Retry-After": "3"}
+
+
+def answered(status: int) -> Callable[[], TamioError]:
+    return lambda: status_error(
+        status, b'{"message": "it failed"}', SERVER_HEADERS, page=6, now=NOW
+    )
+
+
+#: Every class in the tree, built the way the library builds it.
+BUILD: dict[type[TamioError], Callable[[], TamioError]] = {
+    TamioError: lambda: TamioError("boom", page=2),
+    ClientClosedError: lambda: ClientClosedError("this TamioClient is closed; create a new one"),
+    APIConnectionError: lambda: APIConnectionError("request failed: ClientOSError", page=3),
+    APITimeoutError: lambda: APITimeoutError("request timed out (ServerTimeoutError)", page=4),
+    APIStatusError: answered(418),
+    **{cls: answered(status) for status, cls in STATUS_CLASSES},
+    APIResponseValidationError: lambda: APIResponseValidationError(
+        "response does not fit the TicketList schema: Expected `int`, got `str`",
+        status_code=200,
+        path="$.tickets[3].created_at",
+        page=7,
+    ),
+    IncompleteListingError: lambda: IncompleteListingError(
+        "listing incomplete: 40 tickets uncovered",
+        stats=ListingStats(pages_fetched=9, tickets_yielded=860, drift_detected=True),
+        missing=((400, 420), (600, 620)),
+        resume_page=5,
+    ),
+}
+
+
+def test_every_error_class_has_a_pickling_case() -> None:
+    tree = {
+        obj
+        for obj in vars(_exceptions).values()
+        if inspect.isclass(obj) and issubclass(obj, TamioError)
+    }
+    assert tree == set(BUILD)
+
+
+@pytest.mark.parametrize("cls", BUILD, ids=lambda cls: cls.__name__)
+def test_every_error_survives_pickling_with_all_its_attributes(cls: type[TamioError]) -> None:
+    error = BUILD[cls]()
+    assert type(error) is cls
+    error.hint = "resume with start_page=5"
+    error.resume_page = error.resume_page or 5
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        restored = pickle.loads(pickle.dumps(error, protocol=protocol))
+        assert type(restored) is cls
+        assert vars(restored) == vars(error)
+        assert restored.args == error.args
+        assert str(restored) == str(error)
+
+
+def test_a_pickled_status_error_keeps_what_the_server_said() -> None:
+    restored = pickle.loads(pickle.dumps(answered(429)()))
+    assert isinstance(restored, RateLimitError)
+    assert (restored.status_code, restored.page, restored.retry_after) == (429, 6, 3.0)
+    assert restored.request_id == "req-7"
+    assert restored.body == b'{"message": "it failed"}'
+    assert str(restored) == "HTTP 429: it failed (page 6)"
+
+
+def fail_on_page(page: int) -> None:
+    """Runs in a worker process: fails the way a listing does when the server is down."""
+    raise status_error(503, b"upstream down", {"X-Request-Id": "req-9"}, page=page)
+
+
+def test_an_error_raised_in_a_worker_process_reaches_the_parent_intact() -> None:
+    # spawn: the same on every platform, and no fork of a process that runs threads.
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        future = pool.submit(fail_on_page, 12)
+        with pytest.raises(InternalServerError) as info:
+            future.result(timeout=60)
+    assert info.value.status_code == 503
+    assert info.value.page == 12
+    assert info.value.request_id == "req-9"
+    assert str(info.value) == "HTTP 503: upstream down (page 12)"
