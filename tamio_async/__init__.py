@@ -24,14 +24,16 @@ from ._exceptions import (
     AuthenticationError,
     BadRequestError,
     ClientClosedError,
+    IncompleteListingError,
     InternalServerError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
     TamioError,
 )
-from ._pagination import ListingStats, PageStream, Progress, TicketStream
+from ._pagination import PageStream, TicketStream
 from ._params import TicketFilters
+from ._stats import ListingStats, Progress
 from ._version import __version__
 from .models import Asset, Client, Reply, Thumbnail, Ticket, TicketList
 
@@ -50,6 +52,7 @@ __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_RETRY_STATUSES",
     "DEFAULT_TIMEOUT",
+    "IncompleteListingError",
     "InternalServerError",
     "ListingOptions",
     "ListingStats",

@@ -26,9 +26,18 @@ from ._config import (
     check_int,
 )
 from ._exceptions import AuthenticationError, ClientClosedError, TamioError, status_error
-from ._pagination import ListingStats, PageStream, Progress, TicketStream
-from ._params import Order, SortBy, TicketFilters, TimeBound, encode_filters, list_query
+from ._pagination import OnProgress, PageStream, TicketStream
+from ._params import (
+    Order,
+    SortBy,
+    TicketFilters,
+    TimeBound,
+    check_paging,
+    encode_filters,
+    list_query,
+)
 from ._retry import RateGate, call_with_retries
+from ._stats import ListingStats
 from ._transport import Transport
 from ._version import __version__
 from .models import Ticket, TicketList, decode_ticket_list
@@ -185,6 +194,7 @@ class TamioClient:
         page = int(query["page"])
 
         async def send() -> TicketList:
+            self._check_open()  # closed while this request waited in backoff
             try:
                 response = await self._transport.get(self._url, query, headers)
             except TamioError as exc:
@@ -232,6 +242,7 @@ class Tickets:
                 "client_id": client_id,
             }
         )
+        check_paging(per_page=per_page, start_page=page, page_name="page")
         self._client._check_open()
         return await self._client._get_page(list_query(page, per_page, filters))
 
@@ -243,21 +254,38 @@ class Tickets:
         start_page: int = 1,
         end_page: int | None = None,
         limit: int | None = None,
-        on_progress: Callable[[Progress], object] | None = None,
+        on_progress: OnProgress | None = None,
+        max_requests: int | None = None,
         **filters: Unpack[TicketFilters],
     ) -> PageStream:
         """Every page of the listing, fetched concurrently, yielded in page order.
 
         The first page is fetched alone; its ``total_results`` plans the rest, which are
         fetched with at most ``max_concurrency`` requests in flight (default: the client's).
-        Tickets are de-duplicated by id across pages; ``limit`` stops after that many.
+        Tickets are de-duplicated by id across pages; ``limit`` stops after that many; the
+        listing sends at most ``max_requests`` page requests (default: README's formula).
         Arguments are validated here, before any request.
         """
         client = self._client
         client._check_open()
         encoded = encode_filters(filters)
-        check_int("start_page", start_page, minimum=1)  # named as the caller passed it
-        list_query(start_page, per_page, encoded)  # validate paging now, not at first fetch
+        concurrency = client.max_concurrency if max_concurrency is None else max_concurrency
+        check_paging(
+            per_page=per_page,
+            start_page=start_page,
+            end_page=end_page,
+            limit=limit,
+            max_concurrency=concurrency,
+            max_requests=max_requests,
+        )
+        pool = client._transport.pool_limit
+        if pool is not None and concurrency > pool:
+            # The extra requests would only queue for a connection, and the wait would eat
+            # into their timeouts: say so instead of running slower than asked.
+            raise ValueError(
+                f"max_concurrency={concurrency} exceeds the client's connection pool ({pool}); "
+                "create the TamioClient with a larger max_concurrency"
+            )
         stats = ListingStats()
 
         async def fetch_page(page: int) -> TicketList:
@@ -267,12 +295,13 @@ class Tickets:
         return PageStream(
             fetch_page,
             per_page=per_page,
-            max_concurrency=client.max_concurrency if max_concurrency is None else max_concurrency,
+            max_concurrency=concurrency,
             start_page=start_page,
             end_page=end_page,
             limit=limit,
             on_progress=on_progress,
             stats=stats,
+            max_requests=max_requests,
         )
 
     def iterate(self, **options: Unpack[ListingOptions]) -> TicketStream:
@@ -296,7 +325,8 @@ class ListingOptions(TicketFilters, total=False):
     start_page: int
     end_page: int | None
     limit: int | None
-    on_progress: Callable[[Progress], object] | None
+    on_progress: OnProgress | None
+    max_requests: int | None
 
 
 def _check_base_url(raw: str, *, allow_insecure_http: bool) -> str:

@@ -27,6 +27,7 @@ __all__ = [
     "SortBy",
     "TicketFilters",
     "TimeBound",
+    "check_paging",
     "encode_filters",
     "encode_time",
     "list_query",
@@ -56,10 +57,30 @@ class TicketFilters(TypedDict, total=False):
     client_id: str | uuid.UUID | None
 
 
-def list_query(page: int, per_page: int, filters: Mapping[str, str]) -> dict[str, str]:
-    """The full query for one page: validated paging plus already-encoded filters."""
-    check_int("page", page, minimum=1)
+def check_paging(
+    *,
+    per_page: int,
+    start_page: int = 1,
+    end_page: int | None = None,
+    limit: int | None = None,
+    max_concurrency: int = 1,
+    max_requests: int | None = None,
+    page_name: str = "start_page",
+) -> None:
+    """Validate the paging arguments, each named as the caller passed it (the one place)."""
+    check_int(page_name, start_page, minimum=1)
     check_int("per_page", per_page, minimum=1)
+    check_int("max_concurrency", max_concurrency, minimum=1)
+    if end_page is not None:
+        check_int("end_page", end_page, minimum=start_page)
+    if limit is not None:
+        check_int("limit", limit, minimum=0)
+    if max_requests is not None:
+        check_int("max_requests", max_requests, minimum=1)
+
+
+def list_query(page: int, per_page: int, filters: Mapping[str, str]) -> dict[str, str]:
+    """The full query for one page (paging already validated by `check_paging`)."""
     return {"page": str(page), "per_page": str(per_page), **filters}
 
 

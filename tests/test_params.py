@@ -12,7 +12,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tamio_async._params import encode_filters, encode_time, list_query
+from tamio_async._params import check_paging, encode_filters, encode_time, list_query
 
 UTC = datetime.timezone.utc
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=UTC)
@@ -41,6 +41,8 @@ def apply(name: str, value: object) -> dict[str, str]:
     """Validate and encode ``value`` as the single argument ``name``."""
     if name in ("page", "per_page"):
         paging: dict[str, Any] = {"page": 1, "per_page": 1, name: value}
+        # `check_paging` is the one place paging is validated (`list_query` only encodes)
+        check_paging(per_page=paging["per_page"], start_page=paging["page"], page_name="page")
         return list_query(paging["page"], paging["per_page"], {})
     return encode(**{name: value})
 

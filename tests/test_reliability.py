@@ -45,6 +45,7 @@ from tamio_async import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    IncompleteListingError,
     InternalServerError,
     ListingStats,
     NotFoundError,
@@ -722,7 +723,7 @@ async def test_a_hostile_error_body_over_a_socket_raises_its_typed_error(
     assert len(caught.value.message) <= 300
 
 
-async def test_a_total_results_far_beyond_the_data_does_not_page_forever(serve: Serve) -> None:
+async def test_a_total_results_far_beyond_the_data_yields_it_all_then_raises(serve: Serve) -> None:
     ids = [f"t{i:02d}" for i in range(25)]
     served = 0
 
@@ -741,8 +742,13 @@ async def test_a_total_results_far_beyond_the_data_does_not_page_forever(serve: 
     async with TamioClient(
         api_key="k", base_url=base_url, max_retries=0, max_concurrency=4
     ) as client:
-        got = await asyncio.wait_for(client.tickets.list_all(per_page=10), BOUND)
-    assert ids_of(got) == ids
+        got: list[Ticket] = []
+        with pytest.raises(IncompleteListingError) as caught:
+            async for ticket in client.tickets.iterate(per_page=10):
+                got.append(ticket)
+    assert ids_of(got) == ids  # every ticket there is, then the honest error
+    assert caught.value.missing[0][0] == 25
+    assert served <= caught.value.stats.request_budget
     assert served <= 3 + 2 * 4
 
 
