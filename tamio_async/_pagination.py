@@ -109,8 +109,11 @@ class _Coverage:
         self.latest_total = first_total
         self.blocks: list[_Block] = []
         self._parent: list[int] = []
-        # Which block first brought each id; shared ids link blocks.
-        self._owner: dict[str, int] = {}
+        # Every id seen; and, once blocks first share an id, which block first brought each
+        # (shared ids link blocks).
+        self._seen: set[str] = set()
+        self._ids: list[list[str]] = []
+        self._owner: dict[str, int] | None = None
         # How often the end of a stretch was asked for: each attempt aims elsewhere.
         self._attempts: dict[int, int] = {}
 
@@ -119,35 +122,47 @@ class _Coverage:
         index = len(self.blocks)
         self.blocks.append(block)
         self._parent.append(index)
-        owner = self._owner
         ids = [t.id for t in tickets]
-        if owner.keys().isdisjoint(ids):  # the hot path: nothing seen before
-            known = len(owner)
-            owner.update(zip(ids, itertools.repeat(index)))
-            if len(owner) - known == len(ids):
+        self._ids.append(ids)
+        seen = self._seen
+        if seen.isdisjoint(ids):  # the hot path: nothing seen before
+            known = len(seen)
+            seen.update(ids)
+            if len(seen) - known == len(ids):
+                if self._owner is not None:
+                    self._owner.update(zip(ids, itertools.repeat(index)))
                 return None
+            seen.difference_update(ids)  # the page repeats an id within itself
+        owner = self._owners()
         distinct = len(set(ids))
         if distinct < len(ids):
             # A page that repeats an id within itself may have lost the ticket it displaced:
             # it counts as short (asked again), and yields the repeated ticket once.
             self.blocks[index] = block._replace(length=distinct)
         fresh: list[Ticket] = []
-        mine: set[str] = set()
         for ticket in tickets:
-            if ticket.id in mine:
-                continue
             other = owner.get(ticket.id)
-            if other is not None and other != index:
+            if other is None:
+                owner[ticket.id] = index
+                seen.add(ticket.id)
+                fresh.append(ticket)
+            elif other != index:
                 self._union(index, other)
-                continue
-            owner[ticket.id] = index
-            mine.add(ticket.id)
-            fresh.append(ticket)
         return fresh
+
+    def _owners(self) -> dict[str, int]:
+        """Which block first brought each id; built on the first overlap (no drift, no cost)."""
+        if self._owner is None:
+            owner: dict[str, int] = {}
+            for index, ids in enumerate(self._ids[:-1]):
+                for ticket_id in ids:
+                    owner.setdefault(ticket_id, index)
+            self._owner = owner
+        return self._owner
 
     def knows_all(self, tickets: tuple[Ticket, ...]) -> bool:
         """True if every one of these tickets was seen before."""
-        return all(t.id in self._owner for t in tickets)
+        return all(t.id in self._seen for t in tickets)
 
     @property
     def lo(self) -> int:
