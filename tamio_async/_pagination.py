@@ -114,6 +114,12 @@ class _Coverage:
         self._seen: set[str] = set()
         self._ids: list[list[str]] = []
         self._owner: dict[str, int] | None = None
+        # Links by shared ids (kept to rebuild the links if the page size turns out larger),
+        # blocks by page number, and how many blocks were already checked for adjacency.
+        self._shared: list[tuple[int, int]] = []
+        self._by_number: dict[int, list[int]] = {}
+        self._checked = 0
+        self._checked_size = size
         # How often the end of a stretch was asked for: each attempt aims elsewhere.
         self._attempts: dict[int, int] = {}
 
@@ -148,6 +154,7 @@ class _Coverage:
                 fresh.append(ticket)
             elif other != index:
                 self._union(index, other)
+                self._shared.append((index, other))
         return fresh
 
     def _owners(self) -> dict[str, int]:
@@ -192,28 +199,12 @@ class _Coverage:
 
     def verdict(self, *, wide: bool = True) -> _Verdict:
         """Is the range covered? If not: the pages to ask now, and what is missing."""
-        lo, hi, size = self.lo, self.hi, self.size
+        lo, hi = self.lo, self.hi
         if hi <= lo:
             return _Verdict(True, hi, [], ())
         blocks = self.blocks
+        self._link_adjacent()
         members = [i for i, b in enumerate(blocks) if self.credited(b)]
-        by_number: dict[int, list[int]] = {}
-        for i in members:
-            by_number.setdefault(blocks[i].number, []).append(i)
-        for i in members:
-            left = blocks[i]
-            if left.length < size:
-                continue
-            for j in by_number.get(left.number + 1, ()):
-                right = blocks[j]
-                assert left.total is not None
-                assert right.total is not None
-                grown = right.total - left.total
-                # Answered no earlier than ``left`` (by its total, or by our own clock), and
-                # fewer than a page of tickets added in between: ``right`` starts where
-                # ``left`` ends, or overlaps it; never wholly before it.
-                if grown < size and (grown >= 0 or left.answered < right.sent):
-                    self._union(i, j)
         groups: dict[int, list[int]] = {}
         for i in members:
             groups.setdefault(self._find(i), []).append(i)
@@ -238,6 +229,42 @@ class _Coverage:
                 continue  # reaches the end, or lies inside the start's stretch already
             repairs.extend(self._next_pages(frontier, wide, tail))
         return _Verdict(False, reach, repairs, _gaps(stretches, lo, hi))
+
+    def _link_adjacent(self) -> None:
+        """Link consecutive page numbers that are provably adjacent (each pair checked once)."""
+        if self.size != self._checked_size:  # links made with another page size are void
+            self._parent = list(range(len(self.blocks)))
+            for i, j in self._shared:
+                self._union(i, j)
+            self._by_number, self._checked, self._checked_size = {}, 0, self.size
+        blocks, by_number = self.blocks, self._by_number
+        for i in range(self._checked, len(blocks)):
+            block = blocks[i]
+            if self.credited(block):
+                for j in by_number.get(block.number - 1, ()):
+                    if self._adjacent(blocks[j], block):
+                        self._union(j, i)
+                for j in by_number.get(block.number + 1, ()):
+                    if self._adjacent(block, blocks[j]):
+                        self._union(i, j)
+                by_number.setdefault(block.number, []).append(i)
+        self._checked = len(blocks)
+
+    def _adjacent(self, left: _Block, right: _Block) -> bool:
+        """``right`` (the next page number) starts where ``left`` ends, or overlaps it.
+
+        True when ``left`` is full, ``right`` was answered no earlier (by its total, or by
+        our own clock) and fewer than a page of tickets arrived in between: then it cannot
+        lie wholly before ``left`` either.
+        """
+        assert left.total is not None
+        assert right.total is not None
+        grown = right.total - left.total
+        return (
+            left.length >= self.size
+            and grown < self.size
+            and (grown >= 0 or left.answered < right.sent)
+        )
 
     def _next_pages(self, index: int, wide: bool, tail: int) -> list[PageAt]:
         """Pages that should hold what follows block ``index``, resolved when launched.
@@ -409,7 +436,7 @@ class _Listing:
             if head is not None:
                 yield head
             following = self._start + 1
-            if self._ambiguous and not self._full:
+            if self._ambiguous and not self._full and self._sent < self._budget:
                 async for page in self._settle_size(following):
                     yield page
                 last = self._plan_pages()
