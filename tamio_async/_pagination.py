@@ -633,6 +633,7 @@ class _Listing:
             stats.duplicates_dropped += len(tickets) - len(fresh)
             if len({t.id for t in tickets}) < len(tickets):
                 self._repeating.add(number)
+                self._unsafe_resume = True  # the ticket it displaced lies behind a resume
             else:
                 self._repeating.discard(number)
         elif self._repeating:
