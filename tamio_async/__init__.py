@@ -33,6 +33,7 @@ from ._exceptions import (
 )
 from ._pagination import PageStream, TicketStream
 from ._params import TicketFilters
+from ._ratecontrol import RateLimit, RateState
 from ._stats import ListingStats, Progress
 from ._version import __version__
 from .models import Asset, Client, Reply, Thumbnail, Ticket, TicketList
@@ -60,7 +61,9 @@ __all__ = [
     "PageStream",
     "PermissionDeniedError",
     "Progress",
+    "RateLimit",
     "RateLimitError",
+    "RateState",
     "Reply",
     "RetryPolicy",
     "TamioClient",

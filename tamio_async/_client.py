@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import hashlib
 import ipaddress
 import os
 import platform
 import warnings
-from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -36,7 +36,8 @@ from ._params import (
     encode_filters,
     list_query,
 )
-from ._retry import RateGate, call_with_retries
+from ._ratecontrol import RateController, RateLimit, RateState, SharedBucket
+from ._retry import call_with_retries
 from ._stats import ListingStats
 from ._transport import Transport
 from ._version import __version__
@@ -57,7 +58,7 @@ class TamioClient:
 
     Use it as ``async with TamioClient() as client:`` (or call ``await client.aclose()``),
     and share one client for the lifetime of your app: it holds the connection pool, the
-    rate-limit gate and the token. Every option is keyword-only:
+    rate control and the token. Every option is keyword-only:
 
     * ``api_key``: a string, or a callable (sync or async) returning the token; it is
       called again once when the server answers 401. Default: ``$TAMIO_API_KEY``.
@@ -69,6 +70,12 @@ class TamioClient:
     * ``session``: an ``aiohttp.ClientSession`` to borrow (never closed by us).
     * ``user_agent``: appended to ``tamio-async/<version>``.
     * ``max_response_bytes``: a larger body is refused instead of filling memory.
+    * ``rate_limit``: never send faster than this (``"600/minute"``, ``"50/s"``, `RateLimit`).
+    * ``adaptive_rate``: learn the rate the server accepts from its throttles and send at
+      it (default True); ``client.rate`` reports it.
+    * ``rate_limit_storage``: ``"redis://host:6379/0"`` shares the limit and every
+      Retry-After pause with all clients using the same store and ``rate_limit_key``
+      (default: a hash of the API key). Needs ``tamio-async[redis]``.
     """
 
     def __init__(
@@ -84,6 +91,10 @@ class TamioClient:
         user_agent: str | None = None,
         allow_insecure_http: bool = False,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        rate_limit: str | RateLimit | None = None,
+        adaptive_rate: bool = True,
+        rate_limit_storage: str | None = None,
+        rate_limit_key: str | None = None,
     ) -> None:
         if api_key is None:
             api_key = os.environ.get("TAMIO_API_KEY")
@@ -92,11 +103,7 @@ class TamioClient:
                     "no API key: pass api_key=... or set the TAMIO_API_KEY environment variable"
                 )
         self._credentials = Credentials(api_key)
-        if not isinstance(allow_insecure_http, bool):
-            # A truthy string such as "false" must not switch the protection off.
-            raise TypeError(
-                f"allow_insecure_http must be a bool, got {type(allow_insecure_http).__name__}"
-            )
+        _check_bool("allow_insecure_http", allow_insecure_http)
         if base_url is None:  # only None means "not given": base_url=0 must not pass silently
             base_url = os.environ.get("TAMIO_BASE_URL") or DEFAULT_BASE_URL
         self.base_url = _check_base_url(base_url, allow_insecure_http=allow_insecure_http)
@@ -120,7 +127,13 @@ class TamioClient:
             "Accept": "application/json",
             "User-Agent": _user_agent(user_agent),
         }
-        self._gate = RateGate(retry)
+        self._pacer = RateController(
+            limit=None if rate_limit is None else RateLimit.parse(rate_limit),
+            adaptive=_check_bool("adaptive_rate", adaptive_rate),
+            shared=_shared_bucket(rate_limit_storage, rate_limit_key, api_key),
+            clock=retry.clock,
+            sleep=retry.sleep,
+        )
         self._transport = Transport(
             timeout=_check_timeout(timeout),
             max_connections=max_concurrency,
@@ -153,6 +166,12 @@ class TamioClient:
         """Close the connection pool (a borrowed session stays open). Safe to call twice."""
         self._closed = True
         await self._transport.aclose()
+        await self._pacer.aclose()
+
+    @property
+    def rate(self) -> RateState:
+        """The rate control now: the send rate in force, the limit, the throttles seen."""
+        return self._pacer.state
 
     @property
     def closed(self) -> bool:
@@ -174,21 +193,21 @@ class TamioClient:
             raise ClientClosedError("this TamioClient is closed; create a new one")
 
     async def _get_page(
-        self, query: dict[str, str], *, on_retry: Callable[[], None] | None = None
+        self, query: dict[str, str], *, stats: ListingStats | None = None
     ) -> TicketList:
         """GET one page with retries; a 401 with a key provider refreshes the key once."""
         self._check_open()
         token = await self._credentials.token()
         try:
-            return await self._get_page_with(token, query, on_retry)
+            return await self._get_page_with(token, query, stats)
         except AuthenticationError:
             if not self._credentials.refreshable:
                 raise
             fresh = await self._credentials.refresh(token)
-            return await self._get_page_with(fresh, query, on_retry)
+            return await self._get_page_with(fresh, query, stats)
 
     async def _get_page_with(
-        self, token: str, query: dict[str, str], on_retry: Callable[[], None] | None
+        self, token: str, query: dict[str, str], stats: ListingStats | None
     ) -> TicketList:
         headers = {**self._headers, "Authorization": f"Bearer {token}"}
         page = int(query["page"])
@@ -205,7 +224,12 @@ class TamioClient:
             return decode_ticket_list(response.body, status_code=response.status, page=page)
 
         return await call_with_retries(
-            send, policy=self.retry, gate=self._gate, what=f"GET page {page}", on_retry=on_retry
+            send,
+            policy=self.retry,
+            pacer=self._pacer,
+            what=f"GET page {page}",
+            on_retry=None if stats is None else stats.note_retry,
+            on_throttle=None if stats is None else stats.note_throttle,
         )
 
 
@@ -290,7 +314,7 @@ class Tickets:
 
         async def fetch_page(page: int) -> TicketList:
             query = list_query(page, per_page, encoded)
-            return await client._get_page(query, on_retry=stats.note_retry)
+            return await client._get_page(query, stats=stats)
 
         return PageStream(
             fetch_page,
@@ -327,6 +351,37 @@ class ListingOptions(TicketFilters, total=False):
     limit: int | None
     on_progress: OnProgress | None
     max_requests: int | None
+
+
+def _check_bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):  # a truthy "false" must not switch a protection on or off
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return value
+
+
+def _shared_bucket(storage: str | None, key: str | None, api_key: ApiKey) -> SharedBucket | None:
+    """The Redis bucket of ``rate_limit_storage``, keyed by ``rate_limit_key`` or a key hash."""
+    if storage is None:
+        if key is not None:
+            raise ValueError("rate_limit_key needs rate_limit_storage (it names a shared limit)")
+        return None
+    if not isinstance(storage, str):
+        raise TypeError(f"rate_limit_storage must be a str URL, got {type(storage).__name__}")
+    if key is None:
+        if not isinstance(api_key, str):
+            raise ValueError(
+                "rate_limit_storage with an api_key provider needs rate_limit_key= "
+                "(the key that the provider returns is not known before the first request)"
+            )
+        # Clients sharing one API key share its quota; the store sees only a hash of it.
+        key = hashlib.sha256(api_key.encode()).hexdigest()[:32]
+    elif not isinstance(key, str) or not key or UNSAFE_HEADER_CHARS.search(key):
+        raise ValueError("rate_limit_key must be a non-empty str without control characters")
+    try:
+        from ._redis import RedisBucket
+    except ImportError as exc:
+        raise ImportError(str(exc)) from None
+    return RedisBucket(storage, key)
 
 
 def _check_base_url(raw: str, *, allow_insecure_http: bool) -> str:

@@ -29,6 +29,10 @@ class RetryPolicy:
     retried when they are in ``retry_statuses``. The n-th retry waits
     ``min(max_wait, initial_wait * 2**(n-1) + uniform(0, jitter))`` unless the server sent
     ``Retry-After``, which is obeyed up to ``max_retry_after`` (a longer demand raises).
+
+    Under rate control (the default) throttles (429, or any status with ``Retry-After``)
+    do not count against ``max_retries``: a request waits them out for up to
+    ``max_throttle_time`` seconds from its first throttle, then raises `RateLimitError`.
     """
 
     max_retries: int = 3
@@ -36,6 +40,7 @@ class RetryPolicy:
     max_wait: float = 8.0
     jitter: float = 0.5
     max_retry_after: float = 60.0
+    max_throttle_time: float = 120.0
     retry_statuses: frozenset[int] = dataclasses.field(
         default_factory=lambda: DEFAULT_RETRY_STATUSES
     )
@@ -49,7 +54,7 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         check_int("max_retries", self.max_retries, minimum=0)
-        for name in ("initial_wait", "max_wait", "jitter", "max_retry_after"):
+        for name in ("initial_wait", "max_wait", "jitter", "max_retry_after", "max_throttle_time"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise ValueError(f"RetryPolicy.{name} must be a number >= 0, got {value!r}")

@@ -1,7 +1,8 @@
-"""The retry policy in action: what is retried, how long to wait, and the client's rate gate.
+"""The retry policy in action: what is retried, how long to wait, and when a throttle is one.
 
 Nothing here touches the network: `call_with_retries` drives any ``send()`` coroutine
-function that raises our own errors, so every decision is testable without sockets.
+function that raises our own errors, paced by a `RateController`, so every decision is
+testable without sockets.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import tenacity
 
 from ._config import RetryPolicy
 from ._exceptions import APIConnectionError, APIStatusError
+from ._ratecontrol import RateController
 
-__all__ = ["RateGate", "call_with_retries", "is_retryable", "logger"]
+__all__ = ["call_with_retries", "is_retryable", "is_throttle", "logger"]
 
 logger = logging.getLogger("tamio_async")
 T = TypeVar("T")
@@ -31,21 +33,36 @@ def is_retryable(exc: BaseException, policy: RetryPolicy) -> bool:
     return False
 
 
-class RateGate:
-    """One per client: a Retry-After on any request holds back every new request."""
+def is_throttle(exc: BaseException) -> bool:
+    """True when the server asks us to slow down: a 429, or any status with Retry-After."""
+    return isinstance(exc, APIStatusError) and (
+        exc.status_code == 429 or exc.retry_after is not None
+    )
 
-    def __init__(self, policy: RetryPolicy) -> None:
+
+class _Stop(tenacity.stop.stop_base):
+    """Stop after ``max_retries`` failures; throttles under rate control are not failures.
+
+    A throttle only says "slower", and the pacer has slowed down: waiting it out is the
+    job, not a failure. What bounds it is time: once a request has been throttled for
+    ``max_throttle_time`` seconds since its first throttle, it gives up.
+    """
+
+    def __init__(self, policy: RetryPolicy, *, throttles_are_failures: bool) -> None:
         self._policy = policy
-        self._until = 0.0
+        self._throttles_are_failures = throttles_are_failures
+        self._failures = 0
+        self._first_throttle: float | None = None
 
-    def hold(self, seconds: float) -> None:
-        """Let no new request start for ``seconds`` (a later deadline wins)."""
-        self._until = max(self._until, self._policy.clock() + seconds)
-
-    async def wait(self) -> None:
-        """Return once the gate is open; a deadline moved meanwhile is waited out too."""
-        while (delay := self._until - self._policy.clock()) > 0:
-            await self._policy.sleep(delay)
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if exc is not None and not self._throttles_are_failures and is_throttle(exc):
+            now = self._policy.clock()
+            if self._first_throttle is None:
+                self._first_throttle = now
+            return now - self._first_throttle >= self._policy.max_throttle_time
+        self._failures += 1
+        return self._failures > self._policy.max_retries
 
 
 class _Wait(tenacity.wait.wait_base):
@@ -68,32 +85,49 @@ async def call_with_retries(
     send: Callable[[], Awaitable[T]],
     *,
     policy: RetryPolicy,
-    gate: RateGate,
+    pacer: RateController,
     what: str,
     on_retry: Callable[[], None] | None = None,
+    on_throttle: Callable[[], None] | None = None,
 ) -> T:
-    """Await ``send()`` until it succeeds, fails for good, or the retry budget is spent."""
+    """Await ``send()`` until it succeeds, fails for good, or the retry budget is spent.
+
+    Every attempt waits for its slot from ``pacer`` and reports the answer back to it.
+    """
+    throttles_are_failures = not pacer.controls
 
     async def attempt() -> T:
-        await gate.wait()
+        sent_at = await pacer.acquire()
         try:
-            return await send()
+            result = await send()
         except APIStatusError as exc:
-            if exc.retry_after is not None and exc.retry_after <= policy.max_retry_after:
-                gate.hold(exc.retry_after)
+            if is_throttle(exc):
+                if on_throttle is not None:
+                    on_throttle()
+                retry_after = exc.retry_after
+                if retry_after is not None and retry_after > policy.max_retry_after:
+                    retry_after = None  # refused below (it raises): nothing to hold for
+                await pacer.on_throttle(sent_at, retry_after)
             raise
+        pacer.on_success(sent_at)
+        return result
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
-        logger.warning(
-            "%s failed (%s); retry %d of %d in %.2fs",
-            what,
-            exc,
-            state.attempt_number,
-            policy.max_retries,
-            wait,
-        )
+        if exc is not None and not throttles_are_failures and is_throttle(exc):
+            # Throttles under rate control are expected and counted: one line each would
+            # bury the log (the pacer logs INFO when throttling starts and settles).
+            logger.debug("%s throttled (%s); again in %.2fs", what, exc, wait)
+        else:
+            logger.warning(
+                "%s failed (%s); retry %d of %d in %.2fs",
+                what,
+                exc,
+                state.attempt_number,
+                policy.max_retries,
+                wait,
+            )
         if on_retry is not None:
             on_retry()
 
@@ -104,7 +138,7 @@ async def call_with_retries(
         return await attempt()
     except Exception as exc:
         if policy.max_retries == 0 or not is_retryable(exc, policy):
-            raise
+            raise  # max_retries=0 asks for no retries at all, throttles included
         first_failure: Exception | None = exc
 
     async def replay_then_attempt() -> T:
@@ -116,7 +150,7 @@ async def call_with_retries(
 
     # A fresh AsyncRetrying per call: its state must never be shared by concurrent requests.
     retrying = tenacity.AsyncRetrying(
-        stop=tenacity.stop_after_attempt(policy.max_retries + 1),
+        stop=_Stop(policy, throttles_are_failures=throttles_are_failures),
         wait=_Wait(policy),
         retry=tenacity.retry_if_exception(lambda exc: is_retryable(exc, policy)),
         sleep=policy.sleep,

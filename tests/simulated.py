@@ -43,7 +43,8 @@ from tamio_async import (
     Ticket,
     TicketList,
 )
-from tamio_async._retry import RateGate, call_with_retries
+from tamio_async._ratecontrol import RateController
+from tamio_async._retry import call_with_retries
 
 try:
     from tamio_async import IncompleteListingError
@@ -319,7 +320,7 @@ async def run_listing(
     s = server.scenario
     clock = _Clock()
     policy = RetryPolicy(max_retries=MAX_RETRIES, sleep=clock.sleep, clock=clock)
-    gate = RateGate(policy)
+    pacer = RateController(clock=policy.clock, sleep=policy.sleep)
     stats = ListingStats()
     calls = 0
     requests_before = server.requests
@@ -336,7 +337,7 @@ async def run_listing(
         return await call_with_retries(
             lambda: server.answer(call),
             policy=policy,
-            gate=gate,
+            pacer=pacer,
             what=f"GET page {page}",
             on_retry=stats.note_retry,
         )

@@ -446,6 +446,11 @@ async def test_a_page_that_always_fails_raises_its_class_with_page_and_hint_with
     elif kind in ("reset", "truncate"):
         # aiohttp may silently re-send a GET once when the server drops the connection.
         assert MAX_RETRIES + 1 <= len(attempts) <= 2 * (MAX_RETRIES + 1)
+    elif kind == "429":
+        # Under rate control a throttle is waited out, not counted as a failure: the page
+        # gives up once it has been throttled for max_throttle_time (on the fake clock).
+        assert len(attempts) > MAX_RETRIES + 1
+        assert clock.now - 1000 >= RetryPolicy().max_throttle_time
     else:
         assert len(attempts) == MAX_RETRIES + 1
     if entry == "iterate":  # every page before the failing one was delivered

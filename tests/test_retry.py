@@ -1,4 +1,4 @@
-"""What is retried, how long each retry waits, and the client-wide rate gate: no sockets."""
+"""What is retried, how long each retry waits, and how throttles meet the pacer: no sockets."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from tamio_async import (
     RetryPolicy,
 )
 from tamio_async._exceptions import status_error
-from tamio_async._retry import RateGate, call_with_retries, is_retryable
+from tamio_async._ratecontrol import AdaptiveRate, RateController
+from tamio_async._retry import call_with_retries, is_retryable
 
 if TYPE_CHECKING:
     from conftest import FakeClock
@@ -60,16 +61,27 @@ async def run(
     send: Script,
     policy: RetryPolicy,
     *,
-    gate: RateGate | None = None,
+    pacer: RateController | None = None,
     on_retry: Callable[[], None] | None = None,
 ) -> object:
+    """Without a pacer: no rate control, so every throttle counts as a failure (as before)."""
     return await call_with_retries(
         send,
         policy=policy,
-        gate=RateGate(policy) if gate is None else gate,
+        pacer=plain_pacer(policy) if pacer is None else pacer,
         what="GET page 1",
         on_retry=on_retry,
     )
+
+
+def plain_pacer(policy: RetryPolicy) -> RateController:
+    """A pacer that only holds Retry-After pauses (``adaptive_rate=False``, no limit)."""
+    return RateController(adaptive=False, clock=policy.clock, sleep=policy.sleep)
+
+
+def adaptive_pacer(policy: RetryPolicy) -> RateController:
+    """The client's default pacer: adaptive rate control."""
+    return RateController(clock=policy.clock, sleep=policy.sleep)
 
 
 def retryable_errors() -> list[BaseException]:
@@ -253,7 +265,7 @@ async def test_cancelling_the_caller_during_a_request_is_not_retried(clock: Fake
 
     task = asyncio.create_task(
         call_with_retries(
-            hang, policy=clock.policy(), gate=RateGate(clock.policy()), what="GET page 1"
+            hang, policy=clock.policy(), pacer=plain_pacer(clock.policy()), what="GET page 1"
         )
     )
     await asyncio.wait_for(started.wait(), 5)
@@ -330,43 +342,41 @@ async def test_on_retry_is_not_called_for_a_final_failure(clock: FakeClock) -> N
     assert retries == []
 
 
-# --- the rate gate ---------------------------------------------------------------------------
+# --- Retry-After pauses every request --------------------------------------------------------
 
 
-async def test_open_gate_does_not_wait(clock: FakeClock) -> None:
-    await RateGate(clock.policy()).wait()
+async def test_an_unpaused_pacer_does_not_wait(clock: FakeClock) -> None:
+    await plain_pacer(clock.policy()).acquire()
     assert clock.sleeps == []
 
 
-async def test_held_gate_waits_out_the_hold(clock: FakeClock) -> None:
-    gate = RateGate(clock.policy())
-    gate.hold(5)
-    await gate.wait()
+async def test_a_pause_holds_the_next_request(clock: FakeClock) -> None:
+    pacer = plain_pacer(clock.policy())
+    await pacer.on_throttle(clock(), 5)
+    assert await pacer.acquire() == 1005.0
     assert clock.sleeps == [5]
 
 
-async def test_gate_keeps_the_later_deadline(clock: FakeClock) -> None:
-    gate = RateGate(clock.policy())
-    gate.hold(5)
-    gate.hold(2)
-    await gate.wait()
+async def test_the_later_pause_wins(clock: FakeClock) -> None:
+    pacer = plain_pacer(clock.policy())
+    await pacer.on_throttle(clock(), 5)
+    await pacer.on_throttle(clock(), 2)
+    await pacer.acquire()
     assert clock.sleeps == [5]
 
 
-async def test_gate_waits_again_when_the_deadline_moves_during_the_wait(
-    clock: FakeClock,
-) -> None:
-    gate: RateGate
+async def test_a_pause_that_grows_during_the_wait_is_waited_out_too(clock: FakeClock) -> None:
+    pacer: RateController
 
     async def sleep(seconds: float) -> None:
         first = not clock.sleeps
         await clock.sleep(seconds)
         if first:
-            gate.hold(3)  # another request got a 429 meanwhile
+            await pacer.on_throttle(clock(), 3)  # another request got a 429 meanwhile
 
-    gate = RateGate(RetryPolicy(sleep=sleep, clock=clock))
-    gate.hold(5)
-    await gate.wait()
+    pacer = RateController(adaptive=False, clock=clock, sleep=sleep)
+    await pacer.on_throttle(clock(), 5)
+    await pacer.acquire()
     assert clock.sleeps == [5, 3]
 
 
@@ -374,25 +384,92 @@ async def test_429_with_retry_after_delays_calls_that_start_afterwards(
     clock: FakeClock,
 ) -> None:
     policy = clock.policy(max_retries=0)
-    gate = RateGate(policy)
+    pacer = plain_pacer(policy)
     with pytest.raises(RateLimitError):
-        await run(Script(status(429, "5")), policy, gate=gate)
+        await run(Script(status(429, "5")), policy, pacer=pacer)
     assert clock.sleeps == []
     later = [Script("page"), Script("page")]
     for send in later:
         send.clock = clock
-    await asyncio.gather(*(run(send, policy, gate=gate) for send in later))
+    await asyncio.gather(*(run(send, policy, pacer=pacer) for send in later))
     assert clock.sleeps == [5]
     assert [send.called_at for send in later] == [[1005.0], [1005.0]]
 
 
-async def test_retry_after_above_the_cap_does_not_hold_the_gate(clock: FakeClock) -> None:
+async def test_retry_after_above_the_cap_does_not_pause(clock: FakeClock) -> None:
     policy = clock.policy(max_retries=0, max_retry_after=10)
-    gate = RateGate(policy)
+    pacer = plain_pacer(policy)
     with pytest.raises(RateLimitError):
-        await run(Script(status(429, "600")), policy, gate=gate)
-    await run(Script("page"), policy, gate=gate)
+        await run(Script(status(429, "600")), policy, pacer=pacer)
+    await run(Script("page"), policy, pacer=pacer)
     assert clock.sleeps == []
+
+
+# --- throttles under rate control ------------------------------------------------------------
+
+
+async def test_throttles_under_rate_control_do_not_use_up_max_retries(clock: FakeClock) -> None:
+    policy = clock.policy(max_retries=1)
+    send = Script(*[status(429, "1")] * 10, "page")
+    assert await run(send, policy, pacer=adaptive_pacer(policy)) == "page"
+    assert send.calls == 11
+
+
+async def test_other_failures_still_count_between_throttles(clock: FakeClock) -> None:
+    policy = clock.policy(max_retries=1)
+    send = Script(status(429, "1"), status(503), status(429, "1"), status(503), "page")
+    with pytest.raises(InternalServerError):
+        await run(send, policy, pacer=adaptive_pacer(policy))
+    assert send.calls == 4
+
+
+async def test_a_server_that_throttles_forever_ends_in_rate_limit_error(clock: FakeClock) -> None:
+    policy = clock.policy(max_retries=3, max_throttle_time=60)
+    send = Script(*[status(429, "7")] * 1000)
+    with pytest.raises(RateLimitError):
+        await run(send, policy, pacer=adaptive_pacer(policy))
+    # Bounded by max_throttle_time from the first throttle, plus the one pause in progress.
+    assert 60 <= clock.now - 1000 <= 60 + 7
+    assert send.calls > policy.max_retries + 1  # the throttles did not use up the retries
+
+
+async def test_bare_429s_under_rate_control_back_off_and_end_in_time(clock: FakeClock) -> None:
+    policy = clock.policy(max_retries=1, max_throttle_time=30, max_wait=4)
+    send = Script(*[status(429)] * 1000)
+    with pytest.raises(RateLimitError):
+        await run(send, policy, pacer=adaptive_pacer(policy))
+    # + the backoff in progress and one slot at the slowest rate the pacer goes down to
+    assert clock.now - 1000 <= 30 + 4 + 1 / AdaptiveRate.MIN_RATE
+
+
+async def test_max_retries_zero_means_no_retry_even_of_a_throttle(clock: FakeClock) -> None:
+    policy = clock.policy(max_retries=0)
+    send = Script(status(429, "1"), "page")
+    with pytest.raises(RateLimitError):
+        await run(send, policy, pacer=adaptive_pacer(policy))
+    assert send.calls == 1
+
+
+async def test_max_throttle_time_zero_fails_at_the_first_throttle(clock: FakeClock) -> None:
+    policy = clock.policy(max_throttle_time=0)
+    send = Script(status(429, "1"), "page")
+    with pytest.raises(RateLimitError):
+        await run(send, policy, pacer=adaptive_pacer(policy))
+    assert send.calls == 1
+
+
+async def test_throttled_retries_log_at_debug_and_other_retries_warn(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    policy = clock.policy(max_retries=2)
+    caplog.set_level(logging.DEBUG, logger="tamio_async")
+    send = Script(*[status(429, "1")] * 5, status(503), "page")
+    await run(send, policy, pacer=adaptive_pacer(policy))
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert len(warnings) == 1 and "503" in warnings[0].getMessage()
+    assert len(infos) == 1 and infos[0].startswith("throttled by the server")
+    assert sum("throttled (" in r.getMessage() for r in caplog.records) == 5
 
 
 # --- RetryPolicy -----------------------------------------------------------------------------

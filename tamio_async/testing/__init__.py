@@ -4,11 +4,13 @@
         ...  # point a client at server.base_url with server.api_key
 
 The pytest plugin (registered as ``tamio_async``) provides the ``fake_tamio`` and
-``fake_tamio_factory`` fixtures.
+``fake_tamio_factory`` fixtures. ``RedisServer`` runs a throwaway redis-server for tests of
+``rate_limit_storage``.
 """
 
 from ._data import CLIENTS, TEAMMATE_IDS, generate_tickets
 from ._server import ENDPOINT, FAULT_KINDS, FakeTamioServer, RecordedRequest
+from .redis_server import RedisServer
 
 __all__ = [
     "CLIENTS",
@@ -16,6 +18,7 @@ __all__ = [
     "FAULT_KINDS",
     "FakeTamioServer",
     "RecordedRequest",
+    "RedisServer",
     "TEAMMATE_IDS",
     "generate_tickets",
 ]
