@@ -78,7 +78,9 @@ _PERIODS = {
     "hour": 3600.0,
     "hours": 3600.0,
 }
-_LIMIT_RE = re.compile(r"(\d+)\s*/\s*(\d*(?:\.\d+)?)\s*([a-z]+)", re.IGNORECASE)
+# Bounded digits: a count too large for a float would only fail at the first request.
+_LIMIT_RE = re.compile(r"(\d{1,9})\s*/\s*(\d{0,9}(?:\.\d{1,9})?)\s*([a-z]+)", re.IGNORECASE)
+_MAX = 1e9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,13 +97,15 @@ class RateLimit:
     def __post_init__(self) -> None:
         if isinstance(self.requests, bool) or not isinstance(self.requests, int):
             raise TypeError(f"rate_limit requests must be an int, got {self.requests!r}")
-        if self.requests < 1:
-            raise ValueError(f"rate_limit requests must be >= 1, got {self.requests}")
+        if not 1 <= self.requests <= _MAX:
+            raise ValueError(f"rate_limit requests must be 1 to {_MAX:.0e}, got {self.requests}")
         seconds = self.seconds
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
             raise TypeError(f"rate_limit seconds must be a number, got {seconds!r}")
-        if not 0 < seconds < math.inf:
-            raise ValueError(f"rate_limit seconds must be > 0 and finite, got {seconds}")
+        if not 0 < seconds <= _MAX:
+            raise ValueError(
+                f"rate_limit seconds must be > 0 and at most {_MAX:.0e}, got {seconds}"
+            )
 
     @property
     def per_second(self) -> float:
@@ -215,25 +219,28 @@ class AdaptiveRate:
     def on_throttle(self, sent_at: float) -> bool:
         """A throttle of a request sent at ``sent_at``; True when it lowered the rate."""
         now = self._clock()
-        if sent_at < self.lowered_at:
+        if sent_at < self.lowered_at + self.MIN_SPAN:
+            # Sent before the last decrease, or too soon after it for the new rate to have
+            # told the server anything: the same episode.
             return False
         if self.rate is None and now - self._started < 1.0:
             self._searching = True
+            # The first wave's successes: the burst, plus about one token refilled meanwhile.
             self._burst = len(self._sent)
             self._w_max = max(1.0, float(self._burst))
             self.rate = self._w_max
         else:
             self._searching = False
-            measured = self._server_rate(now)
+            measured = self._server_rate(sent_at) or self._blind(sent_at)
             if self.rate is not None:
                 # Refused while sending at this rate: the server's rate is lower (a higher
                 # estimate comes from spans that predate a change of quota).
-                measured = min(measured or self.BETA * self.rate, self.rate)
-            measured = max(self.MIN_RATE, measured or self.BETA * len(self._sent) / self.WINDOW)
+                measured = min(measured, self.rate)
+            measured = max(self.MIN_RATE, measured)
             if self._w_max and abs(measured - self._w_max) <= 0.2 * self._w_max:
                 self._scale = max(self._scale / 2, self.SCALE / 16)
             self._w_max = measured
-            self.rate = self.BETA * measured
+            self.rate = max(self.MIN_RATE, self.BETA * measured)
             self._k = (measured * (1 - self.BETA) / self._scale) ** (1 / 3)
         self.lowered_at = now
         return True
@@ -242,25 +249,42 @@ class AdaptiveRate:
         """A pause ends at ``moment``; the server's bucket refills until then."""
         self._resumed = max(self._resumed, moment)
 
-    def _server_rate(self, now: float) -> float:
-        """The rate that explains a refusal at ``now``, from the accepted sends before it.
+    def _since(self) -> float:
+        """When the regime in force began: the last pause's end or the last decrease."""
+        return max(self._resumed, self.lowered_at)
 
-        A token bucket that refuses at ``now`` is empty: for the first success after it was
+    def _server_rate(self, refused: float) -> float:
+        """The rate that explains a refusal of a request sent at ``refused``.
+
+        A token bucket that refuses a request is empty: for the first success after it was
         last full, ``burst + rate * elapsed = successes since + 1``. We cannot see when it
-        was full, so every success since the last pause (at least ``MIN_SPAN`` back) is a
-        candidate, and the largest rate, the one that explains the refusal, wins.
+        was full, so every success of the regime in force (since the last pause or
+        decrease, at least ``MIN_SPAN`` back) is a candidate, and the largest rate, the one
+        that explains the refusal, wins. 0.0 when no span is long enough to say.
         """
         sent = self._sent
         count = len(sent)
-        since = max(self._resumed, self.lowered_at)  # the regime in force now
+        since = self._since()
         best = 0.0
         for index, moment in enumerate(sent):
-            span = now - moment
+            span = refused - moment
             if span < self.MIN_SPAN:
                 break
             if moment >= since:
                 best = max(best, (count - index + 1 - self._burst) / span)
-        return best  # 0.0: no span long enough to say
+        return best
+
+    def _blind(self, refused: float) -> float:
+        """No span to solve: a step down from the rate in force, or from what was accepted."""
+        if self.rate is not None:
+            return min(self.BETA * self.rate, max(self._recent_rate(refused), self.rate / 2))
+        return self._recent_rate(refused)
+
+    def _recent_rate(self, refused: float) -> float:
+        """What the server accepted lately, when no span is long enough to solve for it."""
+        start = max(self._since(), refused - self.WINDOW)
+        count = sum(1 for moment in self._sent if moment >= start)
+        return count / max(refused - start, self.MIN_SPAN)
 
 
 class RateController:
@@ -291,7 +315,7 @@ class RateController:
         self._clock = clock
         self._sleep = sleep
         self._lock = asyncio.Lock()
-        self._next = -math.inf  # the earliest moment the next local slot may start
+        self._last = -math.inf  # when the last local slot started
         self._paused_until = -math.inf
         self._throttled = 0
         self._unsettled = False  # between the INFO line "throttled" and the one "settled"
@@ -327,16 +351,28 @@ class RateController:
     async def acquire(self) -> float:
         """Wait for this request's send slot; return the moment it leaves."""
         if self._shared is not None and await self._acquire_shared():
+            # A pause seen while the store was down is not in the store: it still holds.
+            if (wait := self._paused_until - self._clock()) > 0:
+                await self._sleep(wait)
             return self._clock()
         if self._interval() == 0.0 and self._paused_until <= self._clock():
             return self._clock()  # nothing to pace: the common case costs nothing
         async with self._lock:  # one waiter at a time keeps the slots in arrival order
             # A pause or a lower rate may arrive during the nap: look again after each one.
-            while (wait := max(self._next, self._paused_until) - self._clock()) > 0:
+            while (wait := self._due() - self._clock()) > 0:
                 await self._sleep(wait)
             now = self._clock()
-            self._next = now + self._interval()
+            # The next slot follows the one that was due, not the moment we woke: a late
+            # wake-up must not push every later slot back (at 50/s that cost 10 % of the
+            # rate). Only a slot missed by less than one interval is caught up, so an idle
+            # pacer never saves up a burst.
+            due = self._due()
+            self._last = due if now - due < self._interval() else now
             return now
+
+    def _due(self) -> float:
+        """When the next local slot starts: one interval after the last, and after any pause."""
+        return max(self._last + self._interval(), self._paused_until)
 
     async def _acquire_shared(self) -> bool:
         """Take a slot from the shared store; False when it is down (use the local one)."""
