@@ -10,7 +10,16 @@ from typing import Any
 
 __all__ = ["machine", "render_markdown", "scenario_table"]
 
-_PACKAGES = ("tamio-async", "aiohttp", "msgspec", "tenacity", "httpx", "pydantic", "orjson")
+_PACKAGES = (
+    "tamio-async",
+    "aiohttp",
+    "msgspec",
+    "tenacity",
+    "httpx",
+    "pydantic",
+    "orjson",
+    "redis",
+)
 
 
 def machine() -> dict[str, Any]:
@@ -64,6 +73,8 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 def scenario_table(key: str, scenario: dict[str, Any]) -> str:
     """The markdown table of one scenario's results."""
     rows = scenario["rows"]
+    if key == "q":
+        return _quota_table(scenario)
     if key == "d":
         return _table(
             ["decoder", "best µs/page", "median µs/page", "vs bare msgspec (median)"],
@@ -137,6 +148,49 @@ def scenario_table(key: str, scenario: dict[str, Any]) -> str:
     return _table(header, body)
 
 
+_VARIANTS = {
+    "seconds": "Retry-After (s)",
+    "ms": "retry-after-ms",
+    "halved": "halved, Retry-After (s)",
+}
+
+
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f} %"
+
+
+def _count(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f}"
+
+
+def _quota_table(scenario: dict[str, Any]) -> str:
+    """(q): one row per contender and variant of the quota."""
+    body = [
+        [
+            r["label"],
+            _VARIANTS.get(r["variant"], r["variant"]),
+            "FAILED" if r.get("error") else _seconds(r["wall_s"]),
+            _seconds(r["ideal_s"]),
+            _ratio(r["vs_ideal"]),
+            _count(r["requests"]),
+            _count(r["answered_429"]),
+            _share(r["share_429"]),
+        ]
+        for r in scenario["rows"]
+    ]
+    header = [
+        "contender",
+        "quota answers with",
+        "wall (median)",
+        "ideal",
+        "wall / ideal",
+        "requests sent",
+        "answered 429",
+        "429 share",
+    ]
+    return _table(header, body)
+
+
 def _rate(row: dict[str, Any]) -> str:
     if row.get("error") or not row["wall_s"]:
         return "FAILED" if row.get("error") else "—"
@@ -163,7 +217,8 @@ def render_markdown(document: dict[str, Any]) -> str:
         out += [scenario_table(key, scenario), ""]
         for row in scenario["rows"]:
             if row.get("error"):
-                out.append(f"- **{row['label']} failed:** {row['error']}")
+                variant = f" [{row['variant']}]" if row.get("variant") else ""
+                out.append(f"- **{row['label']}{variant} failed:** {row['error']}")
         out.append("")
     out += ["## Targets", ""]
     out += [f"- {check['line']}" for check in document["checks"]]

@@ -6,6 +6,12 @@ It runs in its own process so its CPU never mixes with a contender's. Every data
 prefix of one generated ticket list, served at ``/<name>/v2/agency/tickets/list`` with
 ``per_page=100`` only. Once listening it prints one JSON line (port, and each dataset's
 ticket count, page count and id checksum); it exits when its stdin closes (or on SIGTERM).
+
+A dataset may have a quota (``"quota": {"rate": 50, "burst": 10, "retry_after": "seconds",
+"halve_after": null}``, see ``_quota``): a token bucket per API key, checked after the latency
+(so a ``Retry-After`` counts from the moment the client receives it). Its counts are at
+``GET /<name>/_quota`` and ``POST /<name>/_quota/reset`` refills the bucket and zeroes them.
+Datasets of the same size share their page bodies.
 """
 
 from __future__ import annotations
@@ -16,12 +22,14 @@ import json
 import os
 import signal
 import sys
+import time
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from benchmarks._checksum import ids_checksum
 from benchmarks._data import API_KEY, PER_PAGE, encode_pages, generate_tickets
+from benchmarks._quota import Quota, QuotaSpec
 
 __all__ = ["Dataset", "main"]
 
@@ -30,10 +38,12 @@ _JSON = "application/json"
 
 @dataclass(frozen=True)
 class Dataset:
-    """One listing: its page bodies (the last one empty, for "past the end") and its latency."""
+    """One listing: its page bodies (the last one empty, for "past the end"), its latency,
+    and its quota (None: unlimited)."""
 
     pages: list[bytes]
     latency: float
+    quota: Quota | None = None
 
 
 def build_app(datasets: dict[str, Dataset]) -> web.Application:
@@ -41,6 +51,7 @@ def build_app(datasets: dict[str, Dataset]) -> web.Application:
     authorization = f"Bearer {API_KEY}"
     unauthorized = b'{"status":401,"message":"Unauthorized"}'
     bad_request = b'{"status":400,"message":"page and per_page=100 are required"}'
+    too_many = b'{"status":429,"message":"Too Many Requests"}'
 
     async def tickets_list(request: web.Request) -> web.Response:
         dataset = datasets.get(request.match_info["dataset"])
@@ -57,11 +68,31 @@ def build_app(datasets: dict[str, Dataset]) -> web.Application:
             return web.Response(status=400, body=bad_request, content_type=_JSON)
         if dataset.latency:
             await asyncio.sleep(dataset.latency)
+        if dataset.quota is not None:
+            throttle = dataset.quota.check(authorization)
+            if throttle is not None:
+                return web.Response(status=429, body=too_many, content_type=_JSON, headers=throttle)
         body = dataset.pages[min(page, len(dataset.pages)) - 1]
         return web.Response(body=body, content_type=_JSON)
 
+    def quota_of(request: web.Request) -> Quota:
+        dataset = datasets.get(request.match_info["dataset"])
+        if dataset is None or dataset.quota is None:
+            raise web.HTTPNotFound()
+        return dataset.quota
+
+    async def quota_counts(request: web.Request) -> web.Response:
+        return web.json_response(quota_of(request).counts())
+
+    async def quota_reset(request: web.Request) -> web.Response:
+        quota = quota_of(request)
+        quota.reset()
+        return web.json_response(quota.counts())
+
     app = web.Application()
     app.router.add_get("/{dataset}/v2/agency/tickets/list", tickets_list)
+    app.router.add_get("/{dataset}/_quota", quota_counts)
+    app.router.add_post("/{dataset}/_quota/reset", quota_reset)
     return app
 
 
@@ -71,18 +102,29 @@ async def serve(spec: dict[str, object]) -> None:
     tickets = generate_tickets(max(int(str(d["tickets"])) for d in wanted))
     datasets: dict[str, Dataset] = {}
     announced: dict[str, object] = {}
+    encoded: dict[int, tuple[list[bytes], str]] = {}  # ticket count -> pages, id checksum
     for item in wanted:
         name, count = str(item["name"]), int(str(item["tickets"]))
-        prefix = tickets[:count]
-        pages = encode_pages(prefix, PER_PAGE)
-        datasets[name] = Dataset(pages=pages, latency=float(str(item.get("latency", 0))))
+        if count not in encoded:
+            prefix = tickets[:count]
+            encoded[count] = encode_pages(prefix, PER_PAGE), ids_checksum(t["id"] for t in prefix)
+            del prefix
+        pages, checksum = encoded[count]
+        quota_spec = item.get("quota")
+        quota = None
+        if quota_spec is not None:
+            quota = Quota(QuotaSpec(**quota_spec), time.monotonic)  # type: ignore[arg-type]
+        datasets[name] = Dataset(
+            pages=pages, latency=float(str(item.get("latency", 0))), quota=quota
+        )
         announced[name] = {
             "tickets": count,
             "pages": len(pages) - 1,
-            "checksum": ids_checksum(t["id"] for t in prefix),
+            "checksum": checksum,
             "first_page_bytes": len(pages[0]),
+            "quota": quota_spec,
         }
-    del tickets, prefix  # only the encoded pages are needed from here on
+    del tickets  # only the encoded pages are needed from here on
 
     runner = web.AppRunner(build_app(datasets), access_log=None)
     await runner.setup()
