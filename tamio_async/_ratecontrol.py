@@ -190,6 +190,7 @@ class AdaptiveRate:
         self._sent: collections.deque[float] = collections.deque()  # of accepted requests
         self._started = clock()
         self._resumed = -math.inf  # when the last pause ended
+        self._pause_length = 0.0
         self._burst = 0  # what the server accepts at once, learned from a start-up burst
         self._w_max = 0.0
         self._k = 0.0
@@ -209,6 +210,10 @@ class AdaptiveRate:
             sent.popleft()
         if self.rate is None:
             return
+        if self._searching and sent_at < self.lowered_at and self._burst < len(sent):
+            # The rest of the start-up wave, answered after its first refusal: burst too.
+            self._burst += 1
+            self._w_max = max(self._w_max, float(self._burst))
         elapsed = self._clock() - self.lowered_at
         if self._searching:
             grown = self._w_max * 2 ** min(elapsed / self.DOUBLING, 64.0)
@@ -245,9 +250,16 @@ class AdaptiveRate:
         self.lowered_at = now
         return True
 
-    def resume_at(self, moment: float) -> None:
-        """A pause ends at ``moment``; the server's bucket refills until then."""
-        self._resumed = max(self._resumed, moment)
+    def resume_at(self, moment: float, seconds: float) -> None:
+        """A pause of ``seconds`` ends at ``moment``; the server's bucket refills meanwhile.
+
+        Only a pause long enough to measure starts a new regime: the short ones of a server
+        that says exactly when its next token is due (``retry-after-ms``) come with every
+        refusal, and would leave no span to measure the rate over.
+        """
+        if seconds >= self.MIN_SPAN and moment > self._resumed:
+            self._resumed = moment
+            self._pause_length = seconds
 
     def _since(self) -> float:
         """When the regime in force began: the last pause's end or the last decrease."""
@@ -265,13 +277,24 @@ class AdaptiveRate:
         sent = self._sent
         count = len(sent)
         since = self._since()
+        # The bucket was empty when this regime began with a refusal; a pause after it let
+        # the bucket refill for that long.
+        refill = self._pause_length if since == self._resumed else 0.0
         best = 0.0
+        before = 0  # successes of this regime before the candidate
         for index, moment in enumerate(sent):
             span = refused - moment
             if span < self.MIN_SPAN:
                 break
-            if moment >= since:
-                best = max(best, (count - index + 1 - self._burst) / span)
+            if moment < since:
+                continue
+            since_then = count - index + 1
+            guess = since_then / span
+            # What the bucket can have held at the candidate, at about that rate: the
+            # burst subtracted only as far as it can have refilled.
+            held = min(self._burst, max(0.0, guess * (moment - since + refill) - before))
+            best = max(best, (since_then - held) / span)
+            before += 1
         return best
 
     def _blind(self, refused: float) -> float:
@@ -428,7 +451,7 @@ class RateController:
         if until > self._paused_until:
             self._paused_until = until
             if self._adaptive is not None:
-                self._adaptive.resume_at(until)
+                self._adaptive.resume_at(until, seconds)
         if self._shared is not None and self._fallback_since is None:
             try:
                 await self._shared.pause(seconds)

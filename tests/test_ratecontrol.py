@@ -520,7 +520,7 @@ def test_a_refusal_while_sending_at_a_known_rate_never_raises_it(
             rate.on_success(clock.now)
             assert rate.rate is not None and rate.rate >= AdaptiveRate.MIN_RATE
         elif kind == "pause":
-            rate.resume_at(clock.now + step)
+            rate.resume_at(clock.now + step, step)
         else:
             previous = rate.lowered_at
             sent = clock.now if kind == "refuse" else previous - 0.001
