@@ -36,7 +36,7 @@ from ._params import TicketFilters
 from ._ratecontrol import RateLimit, RateState
 from ._stats import ListingStats, Progress
 from ._version import __version__
-from .models import Asset, Client, Reply, Thumbnail, Ticket, TicketList
+from .models import Asset, Client, Customer, Reply, Thumbnail, Ticket, TicketList
 
 __all__ = [
     "APIConnectionError",
@@ -48,6 +48,7 @@ __all__ = [
     "BadRequestError",
     "Client",
     "ClientClosedError",
+    "Customer",
     "DEFAULT_BASE_URL",
     "DEFAULT_MAX_CONCURRENCY",
     "DEFAULT_MAX_RESPONSE_BYTES",

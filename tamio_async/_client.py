@@ -106,7 +106,7 @@ class TamioClient:
         _check_bool("allow_insecure_http", allow_insecure_http)
         if base_url is None:  # only None means "not given": base_url=0 must not pass silently
             base_url = os.environ.get("TAMIO_BASE_URL") or DEFAULT_BASE_URL
-        self.base_url = _check_base_url(base_url, allow_insecure_http=allow_insecure_http)
+        self.base_url: str = _check_base_url(base_url, allow_insecure_http=allow_insecure_http)
         if not isinstance(retry, RetryPolicy):
             raise TypeError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
         if max_retries is not None:
@@ -141,7 +141,7 @@ class TamioClient:
             session=session,
         )
         self._closed = False
-        self.tickets = Tickets(self)
+        self.tickets: Tickets = Tickets(self)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"

@@ -114,11 +114,11 @@ class APIStatusError(TamioError):
         self.status_code = status_code
         self.body = body
         self.headers: Mapping[str, str] = dict(headers or {})
-        self.request_id = _header(self.headers, "x-request-id") or _header(
+        self.request_id: str | None = _header(self.headers, "x-request-id") or _header(
             self.headers, "request-id"
         )
         #: Seconds the server asked us to wait (Retry-After / retry-after-ms), if it did.
-        self.retry_after = parse_retry_after(self.headers, now=now)
+        self.retry_after: float | None = parse_retry_after(self.headers, now=now)
 
 
 class BadRequestError(APIStatusError):

@@ -45,7 +45,7 @@ PROG = "tamio-async"
 EXIT_API_ERROR, EXIT_USAGE = 1, 2
 P = ParamSpec("P")
 R = TypeVar("R")
-logger = logging.getLogger("tamio_async.cli")
+logger: logging.Logger = logging.getLogger("tamio_async.cli")
 
 #: Library parameter -> the option that sets it, so messages name what the user typed.
 _OPTIONS = {

@@ -2,7 +2,7 @@
 
 Evolvable by design: unknown fields are ignored, and every field but ``Ticket.id`` may be
 omitted or null without failing (it then reads ``None``; an omitted list reads as empty), the
-ids of nested objects (client, replies, assets) included. ``Ticket.id`` is required because a
+ids of nested objects (customer, replies, assets) included. ``Ticket.id`` is required because a
 listing deduplicates on it. The other exception is ``TicketList.tickets``: a 2xx listing whose
 ticket array is null is not a page, and reading it as empty would silently end a listing
 early, so it is a validation error.
@@ -23,6 +23,7 @@ from ._exceptions import APIResponseValidationError
 __all__ = [
     "Asset",
     "Client",
+    "Customer",
     "Reply",
     "Thumbnail",
     "Ticket",
@@ -93,12 +94,17 @@ class Reply(msgspec.Struct, frozen=True, gc=False):
         return utc_datetime(self.created_at)
 
 
-class Client(msgspec.Struct, frozen=True, gc=False):
-    """The client (customer) who opened a ticket."""
+class Customer(msgspec.Struct, frozen=True, gc=False):
+    """The customer who opened a ticket (the wire object's key is ``client``)."""
 
     id: str | None = None
     name: str | None = None
     email: str | None = None
+
+
+# Deprecated: the old name, easily mistaken for the API client (`TamioClient`); use `Customer`.
+# Kept as an alias so existing imports go on working; it will be removed in a later release.
+Client = Customer
 
 
 class Ticket(msgspec.Struct, frozen=True, gc=False):
@@ -111,7 +117,7 @@ class Ticket(msgspec.Struct, frozen=True, gc=False):
     category: str | None = None
     subcategory: str | None = None
     teammate_id: str | None = None
-    client: Client | None = None
+    client: Customer | None = None
     language: str | None = None
     created_at: int | None = None
     updated_at: int | None = None

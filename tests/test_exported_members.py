@@ -5,6 +5,7 @@ from __future__ import annotations
 import types
 
 import tamio_async
+import tamio_async.models
 
 
 def public_names() -> set[str]:
@@ -36,6 +37,14 @@ def test_every_name_in_all_resolves() -> None:
 def test_all_exports_the_version() -> None:
     assert "__version__" in tamio_async.__all__
     assert isinstance(tamio_async.__version__, str)
+
+
+def test_client_is_kept_as_an_alias_of_customer() -> None:
+    """The ticket's customer was once named ``Client``; the old name still imports."""
+    assert {"Client", "Customer"} <= set(tamio_async.__all__)
+    assert tamio_async.Client is tamio_async.Customer
+    assert tamio_async.models.Client is tamio_async.models.Customer
+    assert tamio_async.Customer.__name__ == "Customer"
 
 
 def test_the_pytest_plugin_is_registered_for_users() -> None:

@@ -13,7 +13,7 @@ import pytest
 from tamio_async import (
     APIResponseValidationError,
     Asset,
-    Client,
+    Customer,
     Reply,
     Thumbnail,
     Ticket,
@@ -76,7 +76,7 @@ SPEC_EXAMPLE = b"""
 }
 """
 
-STRUCTS = [TicketList, Ticket, Client, Reply, Asset, Thumbnail]
+STRUCTS = [TicketList, Ticket, Customer, Reply, Asset, Thumbnail]
 THUMBNAIL = {"url": "https://cdn.example/t.png", "width": 64, "height": 36}
 
 
@@ -92,7 +92,7 @@ def decode(payload: object, *, page: int | None = None) -> TicketList:
 # Where each nested struct sits in a decoded example ticket.
 FIND_IN_TICKET = {
     Ticket: lambda ticket: ticket,
-    Client: lambda ticket: ticket.client,
+    Customer: lambda ticket: ticket.client,
     Reply: lambda ticket: ticket.replies[0],
     Asset: lambda ticket: ticket.replies[0].assets[0],
     Thumbnail: lambda ticket: ticket.replies[0].assets[0].thumbnails[0],
@@ -106,7 +106,7 @@ def nested(struct: type, obj: dict[str, Any]) -> Any:
     reply = ticket["replies"][0]
     if struct is Ticket:
         page["tickets"] = [obj]
-    elif struct is Client:
+    elif struct is Customer:
         ticket["client"] = obj
     elif struct is Reply:
         ticket["replies"] = [obj]
@@ -155,7 +155,7 @@ def test_spec_example_decodes_into_every_field() -> None:
                 category="Billing Issues",
                 subcategory="Payment Failed",
                 teammate_id="770e8400-e29b-41d4-a716-446655440000",
-                client=Client(
+                client=Customer(
                     id="660e8400-e29b-41d4-a716-446655440000",
                     name="John Doe",
                     email="[email protected]",
@@ -184,7 +184,7 @@ def test_spec_example_decodes_to_the_declared_types() -> None:
     asset = reply.assets[0]
     assert type(page.tickets) is tuple
     assert type(ticket) is Ticket
-    assert type(ticket.client) is Client
+    assert type(ticket.client) is Customer
     assert type(ticket.replies) is tuple
     assert type(reply) is Reply
     assert type(asset) is Asset
@@ -221,7 +221,7 @@ def required(struct: type, name: str) -> bool:
     return struct is Ticket and name == "id"
 
 
-@pytest.mark.parametrize("struct", [Ticket, Client, Reply, Asset, Thumbnail])
+@pytest.mark.parametrize("struct", [Ticket, Customer, Reply, Asset, Thumbnail])
 def test_every_field_but_ticket_id_may_be_omitted(struct: type[msgspec.Struct]) -> None:
     only_required = {"id": "x"} if struct is Ticket else {}
     decoded = nested(struct, only_required)
@@ -231,7 +231,7 @@ def test_every_field_but_ticket_id_may_be_omitted(struct: type[msgspec.Struct]) 
             assert getattr(decoded, field.name) in (None, ()), field.name
 
 
-@pytest.mark.parametrize("struct", [Ticket, Client, Reply, Asset, Thumbnail])
+@pytest.mark.parametrize("struct", [Ticket, Customer, Reply, Asset, Thumbnail])
 def test_every_field_but_ticket_id_may_be_null(struct: type[msgspec.Struct]) -> None:
     fields = msgspec.structs.fields(struct)
     all_null: dict[str, Any] = {f.name: None for f in fields if not required(struct, f.name)}

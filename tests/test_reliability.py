@@ -470,7 +470,7 @@ def _struct_fields(name: str) -> set[str]:
 
 _NESTED_STRUCTS = {
     "tickets": "Ticket",
-    "client": "Client",
+    "client": "Customer",
     "replies": "Reply",
     "assets": "Asset",
     "thumbnails": "Thumbnail",
@@ -1338,7 +1338,7 @@ def test_a_bad_client_option_raises_naming_it(case: tuple[str, object]) -> None:
 def test_the_hostile_strategies_reach_every_declared_field() -> None:
     reached = {str(p[-1]) for p in TYPED_PATHS}
     declared = set().union(
-        *(_struct_fields(n) for n in ["Ticket", "Client", "Reply", "Asset", "Thumbnail"])
+        *(_struct_fields(n) for n in ["Ticket", "Customer", "Reply", "Asset", "Thumbnail"])
     )
     # "folder" is null in the sample data, so its type cannot be inferred from it.
     assert declared - reached <= {"folder"}

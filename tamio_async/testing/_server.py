@@ -206,12 +206,12 @@ class FakeTamioServer:
         self.max_per_page = max_per_page
         self.default_order = default_order
         self.fault_rate = fault_rate
-        self.fault_kinds = tuple(fault_kinds)
+        self.fault_kinds: tuple[str, ...] = tuple(fault_kinds)
         self.retry_after = retry_after
         self.stall_seconds = stall_seconds
         self.requests: list[RecordedRequest] = []
-        self.max_in_flight = 0
-        self.faults_injected = 0
+        self.max_in_flight: int = 0
+        self.faults_injected: int = 0
         self._host, self._port = host, port
         self._in_flight = 0
         self._served = 0
