@@ -11,6 +11,7 @@ from ._client import ListingOptions, TamioClient, Tickets
 from ._config import (
     DEFAULT_BASE_URL,
     DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_RETRY_STATUSES,
     DEFAULT_TIMEOUT,
@@ -51,6 +52,7 @@ __all__ = [
     "Customer",
     "DEFAULT_BASE_URL",
     "DEFAULT_MAX_CONCURRENCY",
+    "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_RETRY_STATUSES",
     "DEFAULT_TIMEOUT",

@@ -19,6 +19,7 @@ from ._auth import UNSAFE_HEADER_CHARS, ApiKey, Credentials
 from ._config import (
     DEFAULT_BASE_URL,
     DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_RETRY_POLICY,
     DEFAULT_TIMEOUT,
@@ -66,7 +67,10 @@ class TamioClient:
       ``http://`` is refused for anything but loopback unless ``allow_insecure_http=True``.
     * ``timeout``: seconds for a whole attempt, or an ``aiohttp.ClientTimeout``.
     * ``max_retries`` / ``retry``: how failures are retried (see `RetryPolicy`).
-    * ``max_concurrency``: requests in flight for bulk listing; sizes the connection pool.
+    * ``max_concurrency``: requests in flight for one bulk listing (its window).
+    * ``max_connections``: the connection pool, shared by every call on this client (default
+      100, at least ``max_concurrency``): a web app's concurrent handlers use it all, a
+      listing's window at most ``max_concurrency`` of it.
     * ``session``: an ``aiohttp.ClientSession`` to borrow (never closed by us).
     * ``user_agent``: appended to ``tamio-async/<version>``.
     * ``max_response_bytes``: a larger body is refused instead of filling memory.
@@ -87,6 +91,7 @@ class TamioClient:
         max_retries: int | None = None,
         retry: RetryPolicy = DEFAULT_RETRY_POLICY,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        max_connections: int | None = None,
         session: aiohttp.ClientSession | None = None,
         user_agent: str | None = None,
         allow_insecure_http: bool = False,
@@ -115,6 +120,16 @@ class TamioClient:
         self.retry = retry
         check_int("max_concurrency", max_concurrency, minimum=1)
         self.max_concurrency = max_concurrency
+        if max_connections is None:
+            max_connections = max(DEFAULT_MAX_CONNECTIONS, max_concurrency)
+        check_int("max_connections", max_connections, minimum=1)
+        if max_connections < max_concurrency:
+            raise ValueError(
+                f"max_connections={max_connections} is smaller than max_concurrency="
+                f"{max_concurrency}: the window's extra requests would only queue for a "
+                "connection"
+            )
+        self.max_connections = max_connections
         check_int("max_response_bytes", max_response_bytes, minimum=1)
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise TypeError("session must be an aiohttp.ClientSession")
@@ -136,7 +151,7 @@ class TamioClient:
         )
         self._transport = Transport(
             timeout=_check_timeout(timeout),
-            max_connections=max_concurrency,
+            max_connections=max_connections,
             max_response_bytes=max_response_bytes,
             session=session,
         )
@@ -147,7 +162,8 @@ class TamioClient:
         state = "closed" if self._closed else "open"
         return (
             f"<TamioClient base_url={self.base_url!r} "
-            f"max_concurrency={self.max_concurrency} {state}>"
+            f"max_concurrency={self.max_concurrency} max_connections={self.max_connections} "
+            f"{state}>"
         )
 
     async def __aenter__(self) -> TamioClient:
@@ -308,7 +324,7 @@ class Tickets:
             # into their timeouts: say so instead of running slower than asked.
             raise ValueError(
                 f"max_concurrency={concurrency} exceeds the client's connection pool ({pool}); "
-                "create the TamioClient with a larger max_concurrency"
+                "create the TamioClient with a larger max_connections"
             )
         stats = ListingStats()
 

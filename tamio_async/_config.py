@@ -12,6 +12,7 @@ import aiohttp
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_MAX_CONCURRENCY",
+    "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_RETRY_POLICY",
     "DEFAULT_RETRY_STATUSES",
@@ -78,6 +79,8 @@ def check_int(name: str, value: object, *, minimum: int) -> None:
 
 DEFAULT_BASE_URL = "https://api.tamio.com/v2"
 DEFAULT_MAX_CONCURRENCY = 8
+#: The connection pool: web apps make many concurrent calls; a bulk window uses only part.
+DEFAULT_MAX_CONNECTIONS = 100
 #: A page of 100 tickets is ~170 KB; anything near this cap is not a page we asked for.
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 #: Per attempt: the whole request may take 60 s, connecting 10 s, a silent socket 30 s.

@@ -323,9 +323,12 @@ async def test_closing_the_client_during_a_bulk_listing_raises_client_closed_err
 
 
 async def test_a_listing_concurrency_above_the_clients_raises_before_any_request() -> None:
-    """Issue #9, item 10: list_all(max_concurrency=8) on a client of 2 is a ValueError."""
-    async with HostileServer(10) as server, client_for(server, max_concurrency=2) as client:
-        with pytest.raises(ValueError, match=r"(?<!\w)max_concurrency(?!\w)"):
+    """Issue #9, item 10: list_all(max_concurrency=8) on a pool of 2 is a ValueError."""
+    async with (
+        HostileServer(10) as server,
+        client_for(server, max_concurrency=2, max_connections=2) as client,
+    ):
+        with pytest.raises(ValueError, match=r"(?<!\w)max_concurrency=8.*max_connections(?!\w)"):
             await client.tickets.list_all(max_concurrency=8)
     assert server.requests == []
 
@@ -335,7 +338,9 @@ async def test_requests_queued_behind_the_connection_pool_do_not_time_out() -> N
     timeout = aiohttp.ClientTimeout(total=10, connect=0.5)
     async with (
         HostileServer(80, latency=0.6) as server,
-        client_for(server, max_concurrency=2, timeout=timeout, max_retries=0) as client,
+        client_for(
+            server, max_concurrency=2, max_connections=2, timeout=timeout, max_retries=0
+        ) as client,
     ):
         pages = await bounded(
             asyncio.gather(*(client.tickets.list(page=n, per_page=10) for n in range(1, 9)))
@@ -344,6 +349,43 @@ async def test_requests_queued_behind_the_connection_pool_do_not_time_out() -> N
     assert_unique(got)
     assert got == server.ids_at_start
     assert len(server.requests) == 8
+
+
+async def test_the_pool_is_sized_apart_from_the_bulk_window() -> None:
+    """Issue #12: a web app's 24 concurrent calls on a client of max_concurrency=2 all run.
+
+    Pages 1-23 are held until page 24 is answered: with a pool of 2 (the old coupling) page
+    24 could not even be sent and every hold would time out.
+    """
+    async with (
+        HostileServer(2400, hold=dict.fromkeys(range(1, 24), 24)) as server,
+        client_for(server, max_concurrency=2) as client,
+    ):
+        assert client.max_connections == 100
+        pages = await bounded(
+            asyncio.gather(*(client.tickets.list(page=n, per_page=100) for n in range(1, 25)))
+        )
+    assert server.hold_timeouts == 0
+    assert server.max_in_flight == 24
+    assert [t.id for p in pages for t in p.tickets] == server.ids_at_start
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_concurrency": 16, "max_connections": 8}, r"max_connections=8 .*max_concurrency=16"),
+        ({"max_connections": 0}, r"max_connections must be an int >= 1"),
+        ({"max_connections": 2.5}, r"max_connections must be an int"),
+    ],
+)
+def test_a_bad_max_connections_is_refused_naming_it(options: dict[str, Any], message: str) -> None:
+    with pytest.raises((TypeError, ValueError), match=message):
+        TamioClient(api_key="k", **options)
+
+
+def test_the_pool_grows_to_a_window_larger_than_its_default() -> None:
+    client = TamioClient(api_key="k", max_concurrency=150)
+    assert (client.max_concurrency, client.max_connections) == (150, 150)
 
 
 # --- item 11: a failure while repairing drift -----------------------------------------------------
