@@ -12,18 +12,30 @@ A dataset may have a quota (``"quota": {"rate": 50, "burst": 10, "retry_after": 
 (so a ``Retry-After`` counts from the moment the client receives it). Its counts are at
 ``GET /<name>/_quota`` and ``POST /<name>/_quota/reset`` refills the bucket and zeroes them.
 Datasets of the same size share their page bodies.
+
+Every dataset counts the pages it answers (``GET /<name>/_requests``: requests, those past
+the end, body bytes sent, per encoding; ``POST /<name>/_requests/reset`` zeroes them).
+A dataset with ``"compress": true`` answers like a CDN: it honours ``Accept-Encoding``,
+preferring zstd, then br, then gzip (``ENCODINGS``: levels fixed, every page encoded once at
+start). ``"tls_unix": {"path": ..., "certfile": ...[, "keyfile": ...]}`` adds a TLS 1.3 listener
+on that Unix socket (the realistic-network mode's latency proxy connects there; see
+``benchmarks/network``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import json
 import os
 import signal
+import ssl
 import sys
 import time
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -31,9 +43,77 @@ from benchmarks._checksum import ids_checksum
 from benchmarks._data import API_KEY, PER_PAGE, encode_pages, generate_tickets
 from benchmarks._quota import Quota, QuotaSpec
 
-__all__ = ["Dataset", "main"]
+__all__ = ["ENCODINGS", "Dataset", "RequestCounts", "choose_encoding", "main"]
 
 _JSON = "application/json"
+
+
+def _encoders() -> dict[str, tuple[int, Callable[[bytes], bytes]]]:
+    """Content-Encoding -> (level, compress), best first; an encoder not installed is left out.
+
+    Levels are what an on-the-fly compressor in front of an API plausibly uses: zstd's own
+    default (3), brotli 4 (the fast end: 11 costs ~150x the time for 20 % less), and gzip 1
+    (nginx's default ``gzip_comp_level``). Each is ~0.4-1.2 ms per 190 KB page here.
+    """
+    encoders: dict[str, tuple[int, Callable[[bytes], bytes]]] = {}
+    try:
+        if sys.version_info >= (3, 14):
+            from compression import zstd
+        else:
+            from backports import zstd
+        encoders["zstd"] = (3, lambda body: zstd.compress(body, 3))
+    except ImportError:
+        pass
+    try:
+        import brotli
+
+        encoders["br"] = (4, lambda body: brotli.compress(body, quality=4))
+    except ImportError:
+        pass
+    encoders["gzip"] = (1, lambda body: gzip.compress(body, 1, mtime=0))
+    return encoders
+
+
+#: Content-Encoding -> (level, compress function), in the server's order of preference.
+ENCODINGS = _encoders()
+
+
+def choose_encoding(accept_encoding: str) -> str | None:
+    """The server's preferred encoding among those the client accepts (q > 0); None: identity."""
+    accepted = set()
+    for item in accept_encoding.split(","):
+        name, _, parameters = item.partition(";")
+        quality = parameters.strip().removeprefix("q=")
+        try:
+            if parameters and float(quality) <= 0:
+                continue
+        except ValueError:
+            continue
+        accepted.add(name.strip().lower())
+    return next((name for name in ENCODINGS if name in accepted), None)
+
+
+@dataclass
+class RequestCounts:
+    """The pages one dataset answered since its last reset (its ``_requests`` endpoint)."""
+
+    requests: int = 0
+    #: Requests for a page after the last page of data (the empty "past the end" page).
+    past_end: int = 0
+    body_bytes: int = 0
+    encodings: Counter[str] = field(default_factory=Counter)
+
+    def reset(self) -> None:
+        self.requests = self.past_end = self.body_bytes = 0
+        self.encodings.clear()
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "requests": self.requests,
+            "past_end": self.past_end,
+            "body_bytes": self.body_bytes,
+            "encodings": dict(self.encodings),
+        }
 
 
 @dataclass(frozen=True)
@@ -44,6 +124,9 @@ class Dataset:
     pages: list[bytes]
     latency: float
     quota: Quota | None = None
+    #: Content-Encoding -> the same pages encoded (empty: the dataset never compresses).
+    encoded: dict[str, list[bytes]] = field(default_factory=dict)
+    requests: RequestCounts = field(default_factory=RequestCounts)
 
 
 def build_app(datasets: dict[str, Dataset]) -> web.Application:
@@ -72,8 +155,22 @@ def build_app(datasets: dict[str, Dataset]) -> web.Application:
             throttle = dataset.quota.check(authorization)
             if throttle is not None:
                 return web.Response(status=429, body=too_many, content_type=_JSON, headers=throttle)
-        body = dataset.pages[min(page, len(dataset.pages)) - 1]
-        return web.Response(body=body, content_type=_JSON)
+        index = min(page, len(dataset.pages)) - 1
+        counts = dataset.requests
+        counts.requests += 1
+        counts.past_end += page >= len(dataset.pages)
+        encoding = None
+        if dataset.encoded:
+            encoding = choose_encoding(request.headers.get("Accept-Encoding", ""))
+        counts.encodings[encoding or "identity"] += 1
+        if encoding is None:
+            body = dataset.pages[index]
+            counts.body_bytes += len(body)
+            return web.Response(body=body, content_type=_JSON)
+        body = dataset.encoded[encoding][index]
+        counts.body_bytes += len(body)
+        headers = {"Content-Encoding": encoding, "Vary": "Accept-Encoding"}
+        return web.Response(body=body, content_type=_JSON, headers=headers)
 
     def quota_of(request: web.Request) -> Quota:
         dataset = datasets.get(request.match_info["dataset"])
@@ -89,8 +186,25 @@ def build_app(datasets: dict[str, Dataset]) -> web.Application:
         quota.reset()
         return web.json_response(quota.counts())
 
+    def dataset_of(request: web.Request) -> Dataset:
+        dataset = datasets.get(request.match_info["dataset"])
+        if dataset is None:
+            raise web.HTTPNotFound()
+        return dataset
+
+    async def request_counts(request: web.Request) -> web.Response:
+        return web.json_response(dataset_of(request).requests.as_dict())
+
+    async def request_counts_reset(request: web.Request) -> web.Response:
+        counts = dataset_of(request).requests
+        answer = counts.as_dict()
+        counts.reset()
+        return web.json_response(answer)
+
     app = web.Application()
     app.router.add_get("/{dataset}/v2/agency/tickets/list", tickets_list)
+    app.router.add_get("/{dataset}/_requests", request_counts)
+    app.router.add_post("/{dataset}/_requests/reset", request_counts_reset)
     app.router.add_get("/{dataset}/_quota", quota_counts)
     app.router.add_post("/{dataset}/_quota/reset", quota_reset)
     return app
@@ -103,6 +217,7 @@ async def serve(spec: dict[str, object]) -> None:
     datasets: dict[str, Dataset] = {}
     announced: dict[str, object] = {}
     encoded: dict[int, tuple[list[bytes], str]] = {}  # ticket count -> pages, id checksum
+    compressed: dict[int, dict[str, list[bytes]]] = {}  # ticket count -> encoding -> pages
     for item in wanted:
         name, count = str(item["name"]), int(str(item["tickets"]))
         if count not in encoded:
@@ -114,8 +229,17 @@ async def serve(spec: dict[str, object]) -> None:
         quota = None
         if quota_spec is not None:
             quota = Quota(QuotaSpec(**quota_spec), time.monotonic)  # type: ignore[arg-type]
+        if item.get("compress") and count not in compressed:
+            compressed[count] = {
+                encoding: [compress(page) for page in pages]
+                for encoding, (_, compress) in ENCODINGS.items()
+            }
+        by_encoding = compressed[count] if item.get("compress") else {}
         datasets[name] = Dataset(
-            pages=pages, latency=float(str(item.get("latency", 0))), quota=quota
+            pages=pages,
+            latency=float(str(item.get("latency", 0))),
+            quota=quota,
+            encoded=by_encoding,
         )
         announced[name] = {
             "tickets": count,
@@ -123,6 +247,10 @@ async def serve(spec: dict[str, object]) -> None:
             "checksum": checksum,
             "first_page_bytes": len(pages[0]),
             "quota": quota_spec,
+            "body_bytes": {  # of the pages of data, per encoding this dataset serves
+                encoding: sum(map(len, bodies[:-1]))
+                for encoding, bodies in {"identity": pages, **by_encoding}.items()
+            },
         }
     del tickets  # only the encoded pages are needed from here on
 
@@ -131,6 +259,9 @@ async def serve(spec: dict[str, object]) -> None:
     site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
     await site.start()
     port = runner.addresses[0][1]
+    tls_unix: dict[str, str] | None = spec.get("tls_unix")  # type: ignore[assignment]
+    if tls_unix is not None:
+        await web.UnixSite(runner, tls_unix["path"], ssl_context=_tls13_context(tls_unix)).start()
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -147,11 +278,21 @@ async def serve(spec: dict[str, object]) -> None:
     # /dev/null cannot be polled, and then only SIGTERM/SIGINT stop it.
     with contextlib.suppress(PermissionError):
         loop.add_reader(stdin, on_stdin)
-    print(json.dumps({"port": port, "pid": os.getpid(), "datasets": announced}), flush=True)
+    levels = {encoding: level for encoding, (level, _) in ENCODINGS.items()}
+    announcement = {"port": port, "pid": os.getpid(), "datasets": announced, "encodings": levels}
+    print(json.dumps(announcement), flush=True)
     try:
         await stop.wait()
     finally:
         await runner.cleanup()
+
+
+def _tls13_context(files: dict[str, str]) -> ssl.SSLContext:
+    """A server context that speaks only TLS 1.3 (one round trip of handshake)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.load_cert_chain(files["certfile"], files.get("keyfile"))
+    return context
 
 
 def main(argv: list[str]) -> int:
