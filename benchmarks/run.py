@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -134,8 +134,8 @@ def _chosen(entries: list[Entry], only: Only) -> list[Entry]:
     return [e for e in entries if only is None or e.key in only]
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
+def _env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {**os.environ, **(extra or {})}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return env
 
@@ -145,11 +145,21 @@ def _log(message: str) -> None:
 
 
 @contextmanager
-def page_server(datasets: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """Start ``benchmarks.server`` in its own process; yield its announcement; stop it."""
-    spec = json.dumps({"datasets": datasets})
+def page_server(datasets: list[dict[str, Any]], **options: Any) -> Iterator[dict[str, Any]]:
+    """Start ``benchmarks.server`` in its own process; yield its announcement; stop it.
+
+    ``options`` are more keys of the server's spec (the network mode's ``tls_unix``).
+    """
+    spec = json.dumps({"datasets": datasets, **options})
+    with announcing([sys.executable, "-m", "benchmarks.server", spec], "the page server") as line:
+        yield line
+
+
+@contextmanager
+def announcing(command: list[str], name: str) -> Iterator[dict[str, Any]]:
+    """Start a process that prints one JSON line once ready; yield it; stop the process."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.server", spec],
+        command,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         cwd=ROOT,
@@ -161,13 +171,13 @@ def page_server(datasets: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         with selectors.DefaultSelector() as selector:
             selector.register(process.stdout, selectors.EVENT_READ)
             if not selector.select(timeout=300):
-                raise RuntimeError("the page server did not start within 300 s")
+                raise RuntimeError(f"{name} did not start within 300 s")
         line = process.stdout.readline()
         if not line:
-            raise RuntimeError(f"the page server exited with status {process.wait()}")
+            raise RuntimeError(f"{name} exited with status {process.wait()}")
         yield json.loads(line)
     finally:
-        # Closing its stdin is the server's signal to stop; SIGTERM if it does not.
+        # Closing its stdin is the process's signal to stop; SIGTERM if it does not.
         assert process.stdin is not None
         process.stdin.close()
         try:
@@ -182,11 +192,19 @@ def _contender_command(contender: str, options: dict[str, Any]) -> list[str]:
 
 
 def run_contender(
-    entry: Entry | QuotaEntry, base_url: str, warmup_url: str, **extra: Any
+    entry: Entry | QuotaEntry,
+    base_url: str,
+    warmup_url: str,
+    *,
+    prefix: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
     """One fresh process, one warm-up, one timed listing; its JSON report (or an error).
 
-    ``extra`` adds contender options (the quota scenario's ``rate_limit`` and the like).
+    ``extra`` adds contender options (the quota scenario's ``rate_limit`` and the like);
+    ``prefix`` goes before the command (e.g. ``ip netns exec NAME``), ``env`` into its
+    environment (the network mode's ``SSL_CERT_FILE``).
     """
     options = {
         "base_url": base_url,
@@ -196,14 +214,14 @@ def run_contender(
         "warmup_url": warmup_url,
         **extra,
     }
-    command = _contender_command(entry.contender, options)
+    command = [*prefix, *_contender_command(entry.contender, options)]
     try:
         done = subprocess.run(
             command,
             capture_output=True,
             text=True,
             cwd=ROOT,
-            env=_env(),
+            env=_env(env),
             timeout=CONTENDER_TIMEOUT_S,
             check=False,
         )
@@ -918,6 +936,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--repeat", type=int, help="repetitions of every scenario (default: per scenario)"
     )
+    parser.add_argument(
+        "--network",
+        action="store_true",
+        help="the realistic-network mode instead (TLS 1.3, latency proxy, bandwidth): "
+        "writes network.md/.json; --scenario does not apply",
+    )
     args = parser.parse_args(argv)
     args.scenarios = [s.strip() for s in args.scenario.split(",") if s.strip()]
     unknown = set(args.scenarios) - set(SCENARIOS)
@@ -939,6 +963,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen scenarios, print the tables and targets, write latest.json/.md."""
     args = parse_args(argv)
+    if args.network:
+        from benchmarks.network.mode import run_network  # it imports this module
+
+        return run_network(args)
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     sizes = MODES[mode]
     repeats = {s: args.repeat or sizes.repeats[s] for s in args.scenarios}
