@@ -14,6 +14,7 @@ from ._config import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_RETRY_STATUSES,
+    DEFAULT_SPECULATIVE_PAGES,
     DEFAULT_TIMEOUT,
     RetryPolicy,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_RETRY_STATUSES",
+    "DEFAULT_SPECULATIVE_PAGES",
     "DEFAULT_TIMEOUT",
     "IncompleteListingError",
     "InternalServerError",

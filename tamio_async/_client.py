@@ -22,6 +22,7 @@ from ._config import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_RETRY_POLICY,
+    DEFAULT_SPECULATIVE_PAGES,
     DEFAULT_TIMEOUT,
     RetryPolicy,
     check_int,
@@ -71,6 +72,12 @@ class TamioClient:
     * ``max_connections``: the connection pool, shared by every call on this client (default
       100, at least ``max_concurrency``): a web app's concurrent handlers use it all, a
       listing's window at most ``max_concurrency`` of it.
+    * ``speculative_pages``: pages a listing asks together with its first page, before
+      ``total_results`` is known (default 2): a listing of up to that many pages more is a
+      round trip faster; each page past its end costs one request (at most this many).
+    * ``preconnect``: while a listing's first page is in flight, open the connections its
+      first window will use (default True); a listing smaller than the window has paid
+      for handshakes it did not need.
     * ``session``: an ``aiohttp.ClientSession`` to borrow (never closed by us).
     * ``user_agent``: appended to ``tamio-async/<version>``.
     * ``max_response_bytes``: a larger body is refused instead of filling memory.
@@ -92,6 +99,8 @@ class TamioClient:
         retry: RetryPolicy = DEFAULT_RETRY_POLICY,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         max_connections: int | None = None,
+        speculative_pages: int = DEFAULT_SPECULATIVE_PAGES,
+        preconnect: bool = True,
         session: aiohttp.ClientSession | None = None,
         user_agent: str | None = None,
         allow_insecure_http: bool = False,
@@ -130,6 +139,9 @@ class TamioClient:
                 "connection"
             )
         self.max_connections = max_connections
+        check_paging(per_page=1, speculative_pages=speculative_pages)
+        self.speculative_pages = speculative_pages
+        self.preconnect = _check_bool("preconnect", preconnect)
         check_int("max_response_bytes", max_response_bytes, minimum=1)
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise TypeError("session must be an aiohttp.ClientSession")
@@ -296,6 +308,7 @@ class Tickets:
         limit: int | None = None,
         on_progress: OnProgress | None = None,
         max_requests: int | None = None,
+        speculative_pages: int | None = None,
         **filters: Unpack[TicketFilters],
     ) -> PageStream:
         """Every page of the listing, fetched concurrently, yielded in page order.
@@ -304,12 +317,15 @@ class Tickets:
         fetched with at most ``max_concurrency`` requests in flight (default: the client's).
         Tickets are de-duplicated by id across pages; ``limit`` stops after that many; the
         listing sends at most ``max_requests`` page requests (default: README's formula).
-        Arguments are validated here, before any request.
+        ``speculative_pages`` overrides the client's. Arguments are validated here, before
+        any request.
         """
         client = self._client
         client._check_open()
         encoded = encode_filters(filters)
         concurrency = client.max_concurrency if max_concurrency is None else max_concurrency
+        if speculative_pages is None:
+            speculative_pages = client.speculative_pages
         check_paging(
             per_page=per_page,
             start_page=start_page,
@@ -317,6 +333,7 @@ class Tickets:
             limit=limit,
             max_concurrency=concurrency,
             max_requests=max_requests,
+            speculative_pages=speculative_pages,
         )
         pool = client._transport.pool_limit
         if pool is not None and concurrency > pool:
@@ -332,6 +349,9 @@ class Tickets:
             query = list_query(page, per_page, encoded)
             return await client._get_page(query, stats=stats)
 
+        async def warm(count: int) -> None:
+            await client._transport.preconnect(client._url, count)
+
         return PageStream(
             fetch_page,
             per_page=per_page,
@@ -342,6 +362,8 @@ class Tickets:
             on_progress=on_progress,
             stats=stats,
             max_requests=max_requests,
+            speculative_pages=speculative_pages,
+            warm=warm if client.preconnect else None,
         )
 
     def iterate(self, **options: Unpack[ListingOptions]) -> TicketStream:
@@ -367,6 +389,7 @@ class ListingOptions(TicketFilters, total=False):
     limit: int | None
     on_progress: OnProgress | None
     max_requests: int | None
+    speculative_pages: int | None
 
 
 def _check_bool(name: str, value: object) -> bool:

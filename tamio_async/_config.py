@@ -14,6 +14,7 @@ __all__ = [
     "DEFAULT_MAX_CONCURRENCY",
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_RESPONSE_BYTES",
+    "DEFAULT_SPECULATIVE_PAGES",
     "DEFAULT_RETRY_POLICY",
     "DEFAULT_RETRY_STATUSES",
     "DEFAULT_TIMEOUT",
@@ -81,6 +82,9 @@ DEFAULT_BASE_URL = "https://api.tamio.com/v2"
 DEFAULT_MAX_CONCURRENCY = 8
 #: The connection pool: web apps make many concurrent calls; a bulk window uses only part.
 DEFAULT_MAX_CONNECTIONS = 100
+#: Asked with the first page: a 2-3 page listing (an exact multiple of per_page included,
+#: whose check page is then the third) needs no second round trip; at most 2 wasted requests.
+DEFAULT_SPECULATIVE_PAGES = 2
 #: A page of 100 tickets is ~170 KB; anything near this cap is not a page we asked for.
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 #: Per attempt: the whole request may take 60 s, connecting 10 s, a silent socket 30 s.

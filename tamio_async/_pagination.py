@@ -1,10 +1,13 @@
 """The concurrent page engine and the listing contract it keeps.
 
-It knows nothing of HTTP: it calls ``fetch_page(page) -> TicketList``. The first page is
-fetched alone; its ``total_results`` and length give the plan (the server's real page size,
-the last page); the rest are fetched in a sliding window of at most ``max_concurrency``
-requests, at most ``2 * max_concurrency`` pages held, yielded in page order with
-back-pressure.
+It knows nothing of HTTP: it calls ``fetch_page(page) -> TicketList``. The first page's
+``total_results`` and length give the plan (the server's real page size, the last page); the
+rest are fetched in a sliding window of at most ``max_concurrency`` requests, at most
+``2 * max_concurrency`` pages held, yielded in page order with back-pressure. Two things
+spare small listings round trips while the first page is in flight: ``speculative_pages``
+pages after it are asked at once (each one past the end is a wasted request, never a wrong
+answer: an answer the plan does not need is dropped unread), and ``warm(n)`` readies the
+connections the first window will use.
 
 **The contract** (README, "The listing contract"), whatever the server does:
 
@@ -37,7 +40,7 @@ import inspect
 import itertools
 import logging
 import math
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -48,13 +51,25 @@ from ._params import check_paging
 from ._stats import ListingStats, Progress
 from .models import Ticket, TicketList
 
-__all__ = ["FetchPage", "ListingStats", "OnProgress", "PageStream", "Progress", "TicketStream"]
+__all__ = [
+    "FetchPage",
+    "ListingStats",
+    "OnProgress",
+    "PageStream",
+    "Progress",
+    "TicketStream",
+    "Warm",
+]
 
 logger = logging.getLogger("tamio_async")
 
 T = TypeVar("T")
 S = TypeVar("S", bound="_Stream[Any]")
 FetchPage = Callable[[int], Awaitable[TicketList]]
+#: Make ``n`` connections ready for the requests to come (the client's pre-connect).
+Warm = Callable[[int], Coroutine[Any, Any, None]]
+#: One page's answer and the listing's clock ticks when it was asked and answered.
+Answer = tuple[TicketList, int, int]
 #: Called after each page; may be a coroutine function (it is then awaited).
 OnProgress = Callable[[Progress], object]
 #: Repair rounds in a row that may bring no progress before the listing gives up.
@@ -371,6 +386,8 @@ class _Listing:
         on_progress: OnProgress | None,
         max_requests: int | None,
         stats: ListingStats,
+        speculative_pages: int,
+        warm: Warm | None,
     ) -> None:
         check_paging(
             per_page=per_page,
@@ -379,6 +396,7 @@ class _Listing:
             end_page=end_page,
             limit=limit,
             max_requests=max_requests,
+            speculative_pages=speculative_pages,
         )
         if on_progress is not None and not callable(on_progress):
             raise TypeError("on_progress must be a callable taking a Progress")
@@ -391,6 +409,12 @@ class _Listing:
         self._on_progress = on_progress
         self._max_requests = max_requests
         self.stats = stats
+        self._speculate = speculative_pages
+        self._warm = warm
+        # Requests launched with the first page, by page number, until a phase takes them;
+        # and the background work (pre-connect, answers nobody needs) to stop at the end.
+        self._speculative: dict[int, asyncio.Task[Answer]] = {}
+        self._background: list[asyncio.Task[Any]] = []
         self._tasks: dict[int, asyncio.Task[tuple[TicketList, int, int, int]]] = {}
         self._coverage: _Coverage | None = None
         self._seen: set[str] = set()  # sequential mode only: there is no coverage to keep
@@ -414,7 +438,7 @@ class _Listing:
     def cancel_now(self) -> None:
         """Cancel every in-flight request (synchronous: usable from ``__del__``)."""
         self._stopping = True
-        for task in self._tasks.values():
+        for task in [*self._tasks.values(), *self._speculative.values(), *self._background]:
             task.cancel()
 
     # -- the phases -------------------------------------------------------------------------
@@ -424,7 +448,7 @@ class _Listing:
             if self._limit == 0:
                 self.stats.request_budget = 0
                 return
-            answer = await self._fetch(self._start)
+            answer = await self._first_wave()
             first, _, _ = answer
             if first.total_results is None or first.total_results < 0:
                 async for page in self._sequential(answer):
@@ -432,6 +456,10 @@ class _Listing:
                 self._check_repeats()
                 return
             last = self._plan(first)
+            if self._start > 1 and not first.tickets and first.total_results > 0:
+                last = await self._probe_size()
+            if not self._ambiguous:  # else the next page may still change the plan
+                self._drop_speculation(beyond=last)
             head = await self._process(self._start, answer)
             if head is not None:
                 yield head
@@ -441,6 +469,7 @@ class _Listing:
                     yield page
                 last = self._plan_pages()
                 following += 1
+                self._drop_speculation(beyond=last)
             async for page in self._round(last + 1 - following, lambda i: following + i):
                 yield page
             async for page in self._repair():
@@ -453,6 +482,38 @@ class _Listing:
             raise
         finally:
             await self._cancel_all()
+
+    async def _first_wave(self) -> Answer:
+        """Ask the first page, the speculative pages after it, and warm the window's pool.
+
+        Nothing is known before the first answer, so the speculation is bounded only by
+        what the caller said: ``end_page``, ``limit`` at ``per_page``, the budget and the
+        window (a server that caps ``per_page`` makes these pages smaller, never wrong).
+        """
+        start, extra = self._start, self._speculate
+        extra = min(extra, self._concurrency - 1)
+        if self._end is not None:
+            extra = min(extra, self._end - start)
+        if self._limit is not None:
+            extra = min(extra, math.ceil(self._limit / self._per_page) - 1)
+        if self._max_requests is not None:
+            extra = min(extra, self._max_requests - 1)
+        self._sent += 1  # the first page: its task is this one, started below
+        for page in range(start + 1, start + 1 + max(extra, 0)):
+            self._sent += 1
+            self._speculative[page] = asyncio.create_task(self._send(page))
+        room = self._concurrency - 1 - len(self._speculative)
+        if self._warm is not None and room > 0:
+            self._background.append(asyncio.create_task(self._warm(room)))
+        return await self._fetch(start, counted=True)
+
+    def _drop_speculation(self, *, beyond: int) -> None:
+        """Stop waiting for speculative pages past the plan (their answers are not read)."""
+        for page in [p for p in self._speculative if p > beyond]:
+            task = self._speculative.pop(page)
+            task.cancel()
+            self._background.append(task)
+            self.stats.speculative_unused += 1
 
     def _plan(self, first: TicketList) -> int:
         """Learn the page size and total from the first page; return the last page to fetch."""
@@ -483,6 +544,24 @@ class _Listing:
             # inside the window, not in a round trip of its own.
             last += 1
         return last
+
+    async def _probe_size(self) -> int:
+        """An empty start page past page one: the end, or a hole at a smaller page size?
+
+        At the size asked for it lies past the end; but a server that caps ``per_page``
+        puts it inside the listing, and then its emptiness is an anomaly to repair, not
+        the end. Page one's length tells the size (its tickets are outside the listing and
+        not yielded). Returns the last page of the plan at the size found.
+        """
+        coverage = self._coverage
+        assert coverage is not None
+        self.stats.extra_pages += 1
+        probe = (await self._fetch(1))[0]
+        got, total = len(probe.tickets), probe.total_results or 0
+        if 0 < got < self._per_page and total > got:
+            coverage.size = got
+            self._note_size(got)
+        return self._plan_pages()
 
     async def _settle_size(self, page: int) -> AsyncGenerator[TicketList, None]:
         """Past page one a short first page is a cap or the last page: the next page tells."""
@@ -556,9 +635,7 @@ class _Listing:
                 coverage.verdict(),
             )
 
-    async def _sequential(
-        self, answer: tuple[TicketList, int, int]
-    ) -> AsyncGenerator[TicketList, None]:
+    async def _sequential(self, answer: Answer) -> AsyncGenerator[TicketList, None]:
         """No usable total_results: one page at a time while pages bring new tickets.
 
         Stops at the first page that is empty, brings nothing new (a server that repeats its
@@ -600,22 +677,34 @@ class _Listing:
 
     # -- one page ---------------------------------------------------------------------------
 
-    async def _fetch(self, page: int, *, counted: bool = False) -> tuple[TicketList, int, int]:
-        """One page request; ``counted`` when the window already charged it to the budget."""
-        if not counted:
-            self._sent += 1
+    async def _fetch(self, page: int, *, counted: bool = False) -> Answer:
+        """One page's answer: the speculative request's if one is out, else a new request.
+
+        ``counted`` when the window already charged it to the budget.
+        """
+        speculative = self._speculative.pop(page, None)
+        if speculative is not None:
+            answer = await speculative
+        else:
+            if not counted:
+                self._sent += 1
+            answer = await self._send(page)
+        self.stats.pages_fetched += 1
+        total = answer[0].total_results
+        if self._coverage is not None and total is not None:
+            self._coverage.latest_total = total
+        return answer
+
+    async def _send(self, page: int) -> Answer:
         sent = next(self._clock)
         try:
             result = await self._fetch_page(page)
         except TamioError as exc:
             exc.page = page
             raise
-        self.stats.pages_fetched += 1
-        if self._coverage is not None and result.total_results is not None:
-            self._coverage.latest_total = result.total_results
         return result, sent, next(self._clock)
 
-    async def _process(self, number: int, answer: tuple[TicketList, int, int]) -> TicketList | None:
+    async def _process(self, number: int, answer: Answer) -> TicketList | None:
         """Account for one answered page; return what it brings to yield (None: nothing)."""
         result, sent, answered = answer
         tickets = result.tickets
@@ -830,9 +919,11 @@ class _Listing:
             and self._sent < self._budget
         ):
             self._running += 1
-            self._sent += 1  # charged at launch: the task starts after this loop
             index = self._next
-            tasks[index] = asyncio.create_task(self._fetch_in_window(index, self._page_at(index)))
+            page = self._page_at(index)
+            if page not in self._speculative:  # (a speculative page was charged when asked)
+                self._sent += 1  # charged at launch: the task starts after this loop
+            tasks[index] = asyncio.create_task(self._fetch_in_window(index, page))
             self._next += 1
 
     async def _fetch_in_window(self, index: int, page: int) -> tuple[TicketList, int, int, int]:
@@ -853,8 +944,11 @@ class _Listing:
 
     async def _cancel_all(self) -> None:
         self._stopping = True
-        tasks = list(self._tasks.values())
+        self.stats.speculative_unused += len(self._speculative)
+        tasks = [*self._tasks.values(), *self._speculative.values(), *self._background]
         self._tasks.clear()
+        self._speculative.clear()
+        self._background.clear()
         for task in tasks:
             task.cancel()
         # Waiting retrieves every outcome: no "exception was never retrieved" warnings.
@@ -945,6 +1039,8 @@ class PageStream(_Stream[TicketList]):
         on_progress: OnProgress | None = None,
         stats: ListingStats | None = None,
         max_requests: int | None = None,
+        speculative_pages: int = 0,
+        warm: Warm | None = None,
     ) -> None:
         listing = _Listing(
             fetch_page,
@@ -956,6 +1052,8 @@ class PageStream(_Stream[TicketList]):
             on_progress=on_progress,
             max_requests=max_requests,
             stats=stats if stats is not None else ListingStats(),
+            speculative_pages=speculative_pages,
+            warm=warm,
         )
         super().__init__(listing, listing.run())
 

@@ -65,6 +65,7 @@ def check_paging(
     limit: int | None = None,
     max_concurrency: int = 1,
     max_requests: int | None = None,
+    speculative_pages: int = 0,
     page_name: str = "start_page",
 ) -> None:
     """Validate the paging arguments, each named as the caller passed it (the one place)."""
@@ -77,6 +78,7 @@ def check_paging(
         check_int("limit", limit, minimum=0)
     if max_requests is not None:
         check_int("max_requests", max_requests, minimum=1)
+    check_int("speculative_pages", speculative_pages, minimum=0)
 
 
 def list_query(page: int, per_page: int, filters: Mapping[str, str]) -> dict[str, str]:

@@ -50,6 +50,9 @@ class ListingStats:
     page_size: int | None = None
     #: The most page requests this listing may send (see README, "The listing contract").
     request_budget: int | None = None
+    #: Pages asked together with the first page (``speculative_pages``), before its total
+    #: was known, that the listing turned out not to need: requests past its end.
+    speculative_unused: int = 0
 
     def note_retry(self) -> None:
         """Count one retry (the client calls this from its retry hook)."""

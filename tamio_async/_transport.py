@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 import aiohttp
+import yarl
 from aiohttp import hdrs
 from multidict import CIMultiDictProxy
 
@@ -125,6 +126,39 @@ class Transport:
             else:
                 raise  # a RuntimeError that is not about the closed session: not ours to rename
         raise failure from cause
+
+    async def preconnect(self, url: str, count: int) -> None:
+        """Have up to ``count`` connections to ``url``'s host ready in the pool, now.
+
+        aiohttp has no public pre-connect, so this asks the connector for connections the
+        way a request does (`BaseConnector.connect`), holds them until all are there (so
+        idle ones are counted, not reused over and over) and puts them back. It never waits
+        for a free slot (another task's requests come first, and two pre-connects waiting
+        for each other's slots would hang), and a failure is left for the real requests to
+        report: this is only a head start.
+        """
+        if self.closed:
+            return
+        connector = self._get_session().connector
+        if connector is None:
+            return
+        request = aiohttp.ClientRequest(
+            hdrs.METH_GET, yarl.URL(url), loop=asyncio.get_running_loop()
+        )
+        try:  # the free slots: a private helper, so a newer aiohttp may lack it
+            free = connector._available_connections(request.connection_key)
+        except AttributeError:
+            return
+        held: list[aiohttp.connector.Connection] = []
+
+        async def one() -> None:
+            held.append(await connector.connect(request, [], self._timeout))
+
+        try:  # every outcome is awaited: none may acquire a connection after the release
+            await asyncio.gather(*(one() for _ in range(min(count, free))), return_exceptions=True)
+        finally:
+            for connection in held:
+                connection.release()
 
     def _closed_error(self) -> ClientClosedError:
         if self._closed or self._owns_session:

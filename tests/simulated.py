@@ -112,6 +112,8 @@ class Scenario:
     end_page: int | None = None
     limit: int | None = None
     max_requests: int | None = None
+    # Pages asked with the first one, before its total is known (the client asks 2).
+    speculative_pages: int = 0
 
     def __post_init__(self) -> None:
         if self.cap is not None and self.fixed_size is not None:
@@ -189,7 +191,7 @@ class SimulatedServer:
         self.ids = [f"t{i}" for i in range(scenario.size)]
         self.ever = set(self.ids)  # every id that was ever in the listing
         self.deleted: set[str] = set()
-        #: The listing when the first request was answered, not failed (the survivors').
+        #: The listing when its start page was first answered, not failed (the survivors').
         self.first_snapshot: tuple[str, ...] | None = None
         self.requests = 0  # HTTP requests (attempts, retries included)
         self.counts: list[int] = [len(self.ids)]  # the listing's size after each request
@@ -232,7 +234,9 @@ class SimulatedServer:
             if fatal or (call.transient_faults < MAX_RETRIES and rng.random() < s.fault_rate):
                 call.transient_faults += not fatal
                 raise InternalServerError("HTTP 500: boom", status_code=500, page=call.page)
-        if self.first_snapshot is None:
+        # The reference is the listing as its first page saw it (README: a shard's range is
+        # its positions at its first page); speculative pages may be answered before it.
+        if self.first_snapshot is None and call.page == s.start_page:
             self.first_snapshot = tuple(self.ids)
         page = self._page(call.page)
         for _ in range(rng.randint(0, s.max_yields)):
@@ -357,6 +361,7 @@ async def run_listing(
             end_page=end_page,
             limit=limit,
             stats=stats,
+            speculative_pages=s.speculative_pages,
             **options,
         )
         async with stream:

@@ -454,12 +454,22 @@ async def test_a_limit_ending_on_an_exactly_full_last_page_sends_no_probe() -> N
 async def test_a_start_page_past_the_end_is_one_quiet_request_and_no_page(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Issue #9, item 13: start_page=30 on 10 pages: no ticket, 1 request, no WARNING."""
+    """Issue #9, item 13: start_page=30 on 10 pages: no ticket, no WARNING, and page 1 asked
+    once only to rule out a server that caps per_page (page 30 would then hold tickets).
+
+    Issue #11: with the default speculation the two pages asked with it are the only other
+    cost, and they are counted as unused.
+    """
     caplog.set_level(logging.WARNING, logger="tamio_async")
     async with HostileServer(1000) as server, client_for(server) as client:
-        pages = await bounded(collect_pages(client.tickets.pages(per_page=100, start_page=30)))
-    assert pages == []  # not even an empty TicketList
-    assert len(server.requests) == 1
+        lone = client.tickets.pages(per_page=100, start_page=30, speculative_pages=0)
+        assert await bounded(collect_pages(lone)) == []  # not even an empty TicketList
+        assert server.requests == [(30, 100), (1, 100)]
+        server.requests.clear()
+        default = client.tickets.pages(per_page=100, start_page=30)
+        assert await bounded(collect_pages(default)) == []
+    assert sorted(server.requests) == [(1, 100), (30, 100), (31, 100), (32, 100)]
+    assert (default.stats.speculative_unused, lone.stats.speculative_unused) == (2, 0)
     assert warnings_of(caplog) == []
 
 

@@ -158,6 +158,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         start_page=start_page,
         end_page=draw(st.integers(start_page, pages + 1)) if one_in(4) else None,
         limit=draw(st.integers(0, size + 10)) if one_in(4) else None,
+        speculative_pages=draw(st.integers(0, 3)),
         max_requests=draw(st.integers(1, 3 * pages + 20)) if one_in(4) else None,
     )
 
@@ -238,6 +239,20 @@ def test_an_empty_page_in_the_middle_does_not_end_the_listing_silently(
     )
     verdict = judge_named(f"empty page 7 of 20, answers {answers}", scenario)
     assert_contract(verdict)
+
+
+@pytest.mark.parametrize("answers", [None, 1])
+def test_an_empty_start_page_on_a_capping_server_is_not_taken_for_the_end(
+    answers: int | None,
+) -> None:
+    """Found by the soak: start_page=3 answers empty; at per_page 50 that is past the end,
+    but the server caps pages at 20, so it holds tickets 41-60."""
+    scenario = Scenario(
+        size=100, per_page=50, cap=20, start_page=3, empty_page=3, empty_answers=answers
+    )
+    verdict = judge_named(f"empty start page 3 of a cap-20 server, answers {answers}", scenario)
+    assert_contract(verdict)
+    assert verdict.outcome == ("incomplete" if answers is None else "complete")
 
 
 def test_a_capped_per_page_without_totals_still_lists_everything() -> None:

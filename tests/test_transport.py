@@ -9,14 +9,21 @@ import asyncio
 import gzip
 import json
 import sys
+import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
+import brotli
 import pytest
 from aiohttp import web
 
 from tamio_async import APIResponseValidationError, APITimeoutError, ClientClosedError
 from tamio_async._transport import Transport
+
+if sys.version_info >= (3, 14):
+    from compression import zstd
+else:
+    from backports import zstd
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Serve = Callable[[Handler], Awaitable[str]]
@@ -49,11 +56,21 @@ async def closing() -> AsyncIterator[list[Transport]]:
         await each.aclose()
 
 
-def gzipped(body: bytes) -> Handler:
+#: The encodings the client must decode out of the box (issue #11), with their compressors.
+ENCODINGS: dict[str, Callable[[bytes], bytes]] = {
+    "gzip": gzip.compress,
+    "br": brotli.compress,
+    "zstd": zstd.compress,
+}
+
+
+def encoded(body: bytes, encoding: str) -> Handler:
+    payload = ENCODINGS[encoding](body)  # once, here: the handler's memory is not the client's
+
     async def handler(request: web.Request) -> web.StreamResponse:
         return web.Response(
-            body=gzip.compress(body),
-            headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+            body=payload,
+            headers={"Content-Encoding": encoding, "Content-Type": "application/json"},
         )
 
     return handler
@@ -66,24 +83,60 @@ async def ok(request: web.Request) -> web.StreamResponse:
 # --- the response-size cap counts decompressed bytes ------------------------------------------
 
 
-async def test_a_gzip_body_that_inflates_past_the_cap_is_refused(
-    serve: Serve, closing: list[Transport]
+@pytest.mark.parametrize("encoding", ENCODINGS)
+async def test_a_body_that_inflates_past_the_cap_is_refused(
+    serve: Serve, closing: list[Transport], encoding: str
 ) -> None:
-    assert len(gzip.compress(BIG_PAGE)) < CAP < len(BIG_PAGE)
-    base_url = await serve(gzipped(BIG_PAGE))
+    assert len(ENCODINGS[encoding](BIG_PAGE)) < CAP < len(BIG_PAGE)
+    base_url = await serve(encoded(BIG_PAGE, encoding))
     closing.append(sender := transport())
     with pytest.raises(APIResponseValidationError, match=r"max_response_bytes \(1000 bytes\)"):
         await sender.get(base_url + PATH, {}, {})
 
 
-async def test_a_gzip_body_under_the_cap_is_accepted_decompressed(
-    serve: Serve, closing: list[Transport]
+@pytest.mark.parametrize("encoding", ENCODINGS)
+async def test_a_decompression_bomb_is_refused_without_inflating_it_whole(
+    serve: Serve, closing: list[Transport], encoding: str
 ) -> None:
-    base_url = await serve(gzipped(SMALL_PAGE))
+    """256 MB of zeros, a few hundred KB on the wire, against a 1 MB cap."""
+    bomb = bytes(256 * 1024 * 1024)
+    base_url = await serve(encoded(bomb, encoding))
+    del bomb
+    closing.append(sender := transport(max_response_bytes=1024 * 1024))
+    tracemalloc.start()
+    try:
+        with pytest.raises(APIResponseValidationError, match="max_response_bytes"):
+            await sender.get(base_url + PATH, {}, {})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 * 1024 * 1024  # inflated chunk by chunk, never whole
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+async def test_a_compressed_body_under_the_cap_is_accepted_decompressed(
+    serve: Serve, closing: list[Transport], encoding: str
+) -> None:
+    base_url = await serve(encoded(SMALL_PAGE, encoding))
     closing.append(sender := transport())
     response = await sender.get(base_url + PATH, {}, {})
     assert response.status == 200
     assert response.body == SMALL_PAGE
+
+
+async def test_zstd_and_brotli_are_offered_to_the_server(
+    serve: Serve, closing: list[Transport]
+) -> None:
+    offered: list[str] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        offered.append(request.headers.get("Accept-Encoding", ""))
+        return await ok(request)
+
+    base_url = await serve(handler)
+    closing.append(sender := transport())
+    await sender.get(base_url + PATH, {}, {})
+    assert {"zstd", "br", "gzip"} <= {part.strip() for part in offered[0].split(",")}
 
 
 async def test_an_unencoded_body_over_the_cap_is_refused_by_its_content_length(
