@@ -5,13 +5,23 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import math
+import random
+import tracemalloc
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tamio_async.testing import CLIENTS, TEAMMATE_IDS, FakeTamioServer, generate_tickets
+from tamio_async.testing import (
+    CLIENTS,
+    DATA_END,
+    TEAMMATE_IDS,
+    FakeTamioServer,
+    RequestLog,
+    generate_tickets,
+)
 
 AUTH = {"Authorization": "Bearer test-key"}
 TIMEOUT = aiohttp.ClientTimeout(total=5)
@@ -74,6 +84,43 @@ async def test_explicit_start_and_stop(session: aiohttp.ClientSession) -> None:
     finally:
         await fake.stop()
     assert (status, body["total_results"]) == (200, 3)
+
+
+async def test_bound_to_every_interface_the_url_names_loopback(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with FakeTamioServer(tickets=3, host="0.0.0.0") as fake:
+        assert fake.base_url.startswith("http://127.0.0.1:")
+        status, _ = await get(session, fake)
+    assert status == 200
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "named"),
+    [
+        ({"tickets": -1}, ValueError, "tickets must be at least 0"),
+        ({"tickets": 2.5}, TypeError, "tickets must be"),
+        ({"tickets": True}, TypeError, "tickets must be"),
+        ({"seed": "1"}, TypeError, "seed must be an int"),
+        ({"latency": -0.005}, ValueError, "latency must be at least 0"),
+        ({"latency": float("nan")}, ValueError, "latency must be at least 0"),
+        ({"stall_seconds": -1}, ValueError, "stall_seconds must be at least 0"),
+        ({"fault_rate": 2}, ValueError, "fault_rate must be between 0 and 1"),
+        ({"fault_rate": -0.1}, ValueError, "fault_rate must be between 0 and 1"),
+        ({"max_per_page": 0}, ValueError, "max_per_page must be at least 1"),
+        ({"port": 70_000}, ValueError, "port must be at most 65535"),
+        ({"port": -1}, ValueError, "port must be at least 0"),
+        ({"retry_after": (2, 1)}, ValueError, "retry_after must be"),
+        ({"request_log": -1}, ValueError, "request_log must be at least 0"),
+        ({"default_order": "up"}, ValueError, "default_order must be"),
+        ({"fault_kinds": ["explode"]}, ValueError, "unknown fault kinds"),
+    ],
+)
+def test_bad_options_are_refused_naming_the_option(
+    options: dict[str, Any], error: type[Exception], named: str
+) -> None:
+    with pytest.raises(error, match=named):
+        FakeTamioServer(**options)
 
 
 # -- auth --------------------------------------------------------------------------------------
@@ -277,10 +324,11 @@ async def test_default_order_is_a_constructor_option(session: aiohttp.ClientSess
 async def test_pages_concatenate_to_the_expected_list(
     server: FakeTamioServer, session: aiohttp.ClientSession
 ) -> None:
+    total = len(server.expected(closed=True))
     pages = []
-    for page in range(1, 6):
+    for page in range(1, math.ceil(total / 37) + 1):
         _, body = await get(session, server, page=str(page), per_page="37", closed="true")
-        assert body["total_results"] == len(server.expected(closed=True))
+        assert body["total_results"] == total
         pages.extend(body["tickets"])
     assert pages == server.expected({"closed": "true"})
 
@@ -367,6 +415,155 @@ async def test_published_pools_are_real_filter_values(session: aiohttp.ClientSes
         _, by_client = await get(session, fake, client_id=CLIENTS[0]["id"])
     assert by_teammate["total_results"] > 0
     assert by_client["total_results"] == len(fake.expected(client_id=CLIENTS[0]["id"]))
+
+
+# -- generated on demand ---------------------------------------------------------------------
+
+
+def test_a_million_tickets_cost_nothing_until_served() -> None:
+    tracemalloc.start()
+    try:
+        fake = FakeTamioServer(tickets=1_000_000, seed=3)
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 1_000_000  # bytes: no ticket was made
+    assert len(fake.tickets) == 1_000_000
+
+
+async def test_a_million_tickets_serve_any_page_in_order(session: aiohttp.ClientSession) -> None:
+    async with FakeTamioServer(tickets=1_000_000, seed=3) as fake:
+        _, first = await get(session, fake, per_page="100")
+        _, last = await get(session, fake, page="10000", per_page="100")
+        _, oldest_first = await get(session, fake, per_page="3", order="asc")
+    assert first["total_results"] == 1_000_000
+    assert ids(first["tickets"]) == ids(fake.tickets[:-101:-1])
+    assert ids(last["tickets"]) == ids(fake.tickets[99::-1])
+    assert oldest_first["tickets"] == fake.tickets[:3]
+    stamps = [t["created_at"] for t in first["tickets"] + last["tickets"]]
+    assert stamps == sorted(stamps, reverse=True)
+    assert max(stamps) < DATA_END
+
+
+async def test_date_bounds_on_generated_data_are_exact(session: aiohttp.ClientSession) -> None:
+    async with FakeTamioServer(tickets=50_000, seed=4) as fake:
+        low, high = fake.tickets[20_000]["created_at"], fake.tickets[20_049]["created_at"]
+        _, body = await get(session, fake, order="asc", **{"from": str(low), "to": str(high)})
+        _, just_inside = await get(session, fake, **{"from": str(low + 1), "to": str(high - 1)})
+    assert ids(body["tickets"]) == ids(fake.tickets[20_000:20_050])
+    assert just_inside["total_results"] == 48
+
+
+def brute_force(rows: list[dict[str, Any]], **filters: Any) -> list[str]:
+    """What a listing must hold, from the tickets themselves (the old, materialising way)."""
+    sort_by, order = filters.pop("sort_by", "created_at"), filters.pop("order", "desc")
+    since, until = filters.pop("from_", None), filters.pop("to", None)
+    keep = [
+        t
+        for t in rows
+        if (filters.get("closed") is None or t["is_open"] is not filters["closed"])
+        and (filters.get("teammate_id") is None or t["teammate_id"] == filters["teammate_id"])
+        and (filters.get("client_id") is None or t["client"]["id"] == filters["client_id"])
+        and (filters.get("filter") is None or filters["filter"].casefold() in t["title"].casefold())
+        and (since is None or t["created_at"] >= since)
+        and (until is None or t["created_at"] <= until)
+    ]
+    keep.sort(key=lambda t: (t[sort_by], t["id"]), reverse=order == "desc")
+    return ids(keep)
+
+
+QUERIES: list[dict[str, Any]] = [
+    {},
+    {"order": "asc"},
+    {"closed": True},
+    {"closed": False, "filter": "order", "order": "asc"},
+    {"teammate_id": TEAMMATE_IDS[3]},
+    {"client_id": CLIENTS[5]["id"], "sort_by": "title"},
+    {"sort_by": "title", "order": "asc"},
+    {"filter": "the", "sort_by": "title", "order": "desc"},
+]
+
+
+async def test_listings_survive_random_deletions_and_insertions() -> None:
+    rng = random.Random(11)
+    fake = FakeTamioServer(tickets=2_000, seed=12)
+    stamps = sorted(t["created_at"] for t in fake.tickets)
+    window = {"from_": stamps[300], "to": stamps[1_700]}
+    for step in range(6):
+        alive = fake.tickets
+        doomed = [alive[rng.randrange(len(alive))]["id"] for _ in range(rng.randint(1, 80))]
+        assert fake.delete_tickets(doomed) == len(set(doomed))
+        if step % 2:
+            fake.delete_newest(rng.randint(1, 30))
+            fake.insert_tickets(rng.randint(1, 40))
+        rows = list(fake.tickets)
+        for query in [*QUERIES, window, {**window, "closed": True}]:
+            assert fake.expected_ids(**query) == brute_force(rows, **query), (step, query)
+    assert len(fake.tickets) == len({t["id"] for t in fake.tickets})
+
+
+def test_tickets_is_a_cheap_snapshot_that_reads_like_a_list() -> None:
+    fake = FakeTamioServer(tickets=1_000, seed=2)
+    view = fake.tickets
+    everything = generate_tickets(1_000, seed=2)
+    assert (view[0], view[-1], view[10:13], view[::250]) == (
+        everything[0], everything[-1], everything[10:13], everything[::250],
+    )  # fmt: skip
+    assert list(view) == everything
+    with pytest.raises(IndexError):
+        view[1_000]
+    fake.delete_newest(10)
+    assert len(view) == 1_000  # a snapshot
+    assert len(fake.tickets) == 990
+    assert "1000 tickets" in repr(view)
+
+
+def test_expected_ids_are_the_ids_of_expected() -> None:
+    fake = FakeTamioServer(tickets=500, seed=6)
+    for query in QUERIES:
+        assert fake.expected_ids(**query) == ids(fake.expected(**query))
+
+
+def test_given_tickets_keep_working_unordered() -> None:
+    given = generate_tickets(30, seed=1)[::-1]  # newest first: not in created_at order
+    fake = FakeTamioServer(tickets=given)
+    assert fake.expected_ids(order="asc") == ids(given[::-1])
+    assert fake.delete_tickets([given[0]["id"]]) == 1
+    assert fake.delete_newest(1) == [given[1]["id"]]
+    (new,) = fake.insert_tickets(1)
+    assert fake.expected_ids()[:2] == [new["id"], given[2]["id"]]
+    assert fake.tickets[0] is given[2]  # given tickets are served as they are
+
+
+# -- request log -------------------------------------------------------------------------------
+
+
+async def test_the_request_log_keeps_the_last_requests(session: aiohttp.ClientSession) -> None:
+    async with FakeTamioServer(tickets=5, request_log=3) as fake:
+        assert fake.requests == []
+        for _ in range(5):
+            await get(session, fake)
+    assert isinstance(fake.requests, RequestLog)
+    assert fake.requests.maxlen == 3
+    assert [r.headers.get("Authorization") for r in fake.requests] == ["Bearer test-key"] * 3
+    assert [r.end >= r.start for r in fake.requests] == [True] * 3
+    assert fake.requests != []
+
+
+async def test_the_request_log_can_be_unbounded_or_off(session: aiohttp.ClientSession) -> None:
+    async with (
+        FakeTamioServer(tickets=5, request_log=None) as everything,
+        FakeTamioServer(tickets=5, request_log=0) as nothing,
+    ):
+        for _ in range(3):
+            await get(session, everything)
+            await get(session, nothing)
+    assert (len(everything.requests), len(nothing.requests)) == (3, 0)
+    assert everything.requests.maxlen is None
+
+
+def test_the_default_request_log_is_bounded() -> None:
+    assert FakeTamioServer(tickets=1).requests.maxlen == 10_000
 
 
 # -- faults ------------------------------------------------------------------------------------

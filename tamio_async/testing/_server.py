@@ -1,5 +1,10 @@
 """FakeTamioServer: GET /v2/agency/tickets/list on aiohttp.web, with faults and data drift.
 
+Pages are made when they are asked for (see `_store`): a million tickets start at once and
+serve in flat memory. What is kept grows with use only within bounds: the request log
+(``request_log`` records), encoded tickets (`_ENCODED_CACHE`) and the listings of filtered
+or title-sorted queries (`_LISTING_BUDGET` indices in all, 4 bytes each).
+
 Faults, decided per request in arrival order (scripted ones first, then the seeded random ones):
 "429", "500", "503" or any int status (JSON error body, 429 with Retry-After), "reset" (half a
 body then abort), "truncate" (half a body then close), "stall" (answer after `stall_seconds`),
@@ -9,8 +14,10 @@ body then abort), "truncate" (half a body then close), "stall" (answer after `st
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
+import ipaddress
 import math
 import random
 import re
@@ -19,14 +26,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from types import TracebackType
-from typing import NamedTuple
 
 import msgspec
 from aiohttp import web
 
-from ._data import Ticket, generate_tickets
+from ._data import GeneratedTickets, Ticket
+from ._store import Dataset, Listing, Query, TicketView
 
-__all__ = ["ENDPOINT", "FAULT_KINDS", "FakeTamioServer", "RecordedRequest"]
+__all__ = [
+    "DEFAULT_REQUEST_LOG",
+    "ENDPOINT",
+    "FAULT_KINDS",
+    "FakeTamioServer",
+    "RecordedRequest",
+    "RequestLog",
+]
 
 ENDPOINT = "/v2/agency/tickets/list"
 FAULT_KINDS = ("429", "500", "503", "reset", "truncate", "stall", "invalid_json")
@@ -35,7 +49,13 @@ _UNAUTHORIZED = "Unauthorized \u2013 invalid or missing Bearer token"
 _POSITIVE_INT = re.compile(r"[0-9]+")
 _UNIX = re.compile(r"[+-]?[0-9]+")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_CACHE_LIMIT = 1024
+#: How many requests `FakeTamioServer.requests` keeps by default (the oldest are dropped).
+DEFAULT_REQUEST_LOG = 10_000
+#: Encoded tickets kept for pages asked again (about 1.8 KB each).
+_ENCODED_CACHE = 10_000
+#: Indices kept for the listings of filtered or title-sorted queries, all together.
+_LISTING_BUDGET = 4_000_000
+_LISTING_LIMIT = 256
 
 
 @dataclass(frozen=True)
@@ -58,17 +78,18 @@ class _BadParam(ValueError):
     """A query parameter the API would answer with 400."""
 
 
-class _Query(NamedTuple):
-    """Parsed filters and sort; hashable so it keys the index cache."""
+class RequestLog(collections.deque[RecordedRequest]):
+    """The last requests, oldest first: a deque with a maxlen, equal to a list of the same.
 
-    closed: bool | None
-    teammate_id: str | None
-    client_id: str | None
-    since: int | None
-    until: int | None
-    text: str | None
-    sort_by: str
-    order: str
+    It used to be a list, so ``server.requests == []`` keeps meaning "nothing was sent".
+    """
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, list):
+            return list(self) == other
+        return super().__eq__(other)
+
+    __hash__ = None  # mutable, like the deque it is
 
 
 @dataclass
@@ -129,7 +150,7 @@ def _parse_paging(params: Mapping[str, str], max_per_page: int) -> tuple[int, in
     return numbers[0], numbers[1]
 
 
-def _parse_filters(params: Mapping[str, str], default_order: str) -> _Query:
+def _parse_filters(params: Mapping[str, str], default_order: str) -> Query:
     order = _choice(params, "order", ("asc", "desc")) or default_order
     sort_by = _choice(params, "sort_by", ("created_at", "title")) or "created_at"
     closed = _choice(params, "closed", ("true", "false"))
@@ -139,7 +160,7 @@ def _parse_filters(params: Mapping[str, str], default_order: str) -> _Query:
     if since is not None and until is not None and since > until:
         raise _BadParam(f"from must not be after to; got from={raw_from!r}, to={raw_to!r}")
     text = params.get("filter")
-    return _Query(
+    return Query(
         closed=None if closed is None else closed == "true",
         teammate_id=params.get("teammate_id"),
         client_id=params.get("client_id"),
@@ -173,6 +194,20 @@ def _json(status: int, body: bytes, headers: dict[str, str]) -> web.Response:
     return web.Response(status=status, body=body, content_type="application/json", headers=headers)
 
 
+def _at_least(name: str, value: object, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+
+
+def _seconds_option(name: str, value: object) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+    if not 0 <= value < math.inf:
+        raise ValueError(f"{name} must be at least 0 seconds, got {value!r}")
+
+
 def _seconds(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
@@ -183,7 +218,7 @@ class FakeTamioServer:
     def __init__(
         self,
         *,
-        tickets: int | list[Ticket] = 1000,
+        tickets: int | Sequence[Ticket] = 1000,
         seed: int = 0,
         api_key: str = "test-key",
         latency: float = 0.0,
@@ -195,12 +230,45 @@ class FakeTamioServer:
         fault_kinds: Sequence[str] = ("429", "500", "503", "reset", "truncate", "stall"),
         retry_after: tuple[float, float] = (0.0, 1.0),
         stall_seconds: float = 2.0,
+        request_log: int | None = DEFAULT_REQUEST_LOG,
     ) -> None:
+        """Options are checked here, each error naming its option.
+
+        `tickets` is a count of generated tickets (made on demand, see `tickets`) or the
+        ticket dicts to serve. `request_log` bounds `requests` (None: keep every request).
+        """
+        if isinstance(tickets, int) and not isinstance(tickets, bool):
+            _at_least("tickets", tickets, 0)
+            data = Dataset.generated(tickets, seed=seed)
+        elif isinstance(tickets, Sequence) and not isinstance(tickets, (str, bytes)):
+            data = Dataset.given(tickets)
+        else:
+            raise TypeError(f"tickets must be an int or a list of tickets, got {tickets!r}")
+        if not isinstance(seed, int):
+            raise TypeError(f"seed must be an int, got {seed!r}")
         unknown = set(fault_kinds) - set(FAULT_KINDS)
         if unknown:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {FAULT_KINDS}")
         if default_order not in ("asc", "desc"):
             raise ValueError("default_order must be 'asc' or 'desc'")
+        _seconds_option("latency", latency)
+        _seconds_option("stall_seconds", stall_seconds)
+        _at_least("max_per_page", max_per_page, 1)
+        _at_least("port", port, 0)
+        if port > 65_535:
+            raise ValueError(f"port must be at most 65535, got {port}")
+        if not isinstance(fault_rate, (int, float)) or not 0 <= fault_rate <= 1:
+            raise ValueError(f"fault_rate must be between 0 and 1, got {fault_rate!r}")
+        if (
+            len(retry_after) != 2
+            or not all(isinstance(v, (int, float)) and 0 <= v < math.inf for v in retry_after)
+            or retry_after[0] > retry_after[1]
+        ):
+            raise ValueError(
+                f"retry_after must be (low, high) seconds, 0 <= low <= high; got {retry_after!r}"
+            )
+        if request_log is not None:
+            _at_least("request_log", request_log, 0)
         self.api_key = api_key
         self.latency = latency
         self.max_per_page = max_per_page
@@ -209,7 +277,8 @@ class FakeTamioServer:
         self.fault_kinds: tuple[str, ...] = tuple(fault_kinds)
         self.retry_after = retry_after
         self.stall_seconds = stall_seconds
-        self.requests: list[RecordedRequest] = []
+        #: The last `request_log` requests, oldest first (a deque; it equals a list too).
+        self.requests: RequestLog = RequestLog(maxlen=request_log)
         self.max_in_flight: int = 0
         self.faults_injected: int = 0
         self._host, self._port = host, port
@@ -219,13 +288,13 @@ class FakeTamioServer:
         self._drift_rng = random.Random(seed ^ 0xD41F7)
         self._scripted: list[_Scripted] = []
         self._drifts: list[tuple[int, int, int]] = []
-        self._cache: dict[_Query, list[bytes]] = {}
-        self._tickets: list[Ticket] = []
-        self._encoded: list[bytes] = []
+        self._data = data
+        self._listings: collections.OrderedDict[Query, Listing] = collections.OrderedDict()
+        self._listed = 0  # indices held by _listings
+        self._encoded: dict[int, bytes] = {}
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
         self._stopping = asyncio.Event()
-        self._add(generate_tickets(tickets, seed=seed) if isinstance(tickets, int) else tickets)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -244,6 +313,9 @@ class FakeTamioServer:
             await runner.cleanup()
             raise
         host, port = runner.addresses[0][:2]
+        # Bound to every interface: the URL a client on this machine uses is loopback's.
+        if ipaddress.ip_address(host).is_unspecified:
+            host = "127.0.0.1" if ipaddress.ip_address(host).version == 4 else "::1"
         host = f"[{host}]" if ":" in host else host
         # A fresh event per start: an Event binds to the loop it is first awaited on.
         self._stopping = asyncio.Event()
@@ -272,7 +344,11 @@ class FakeTamioServer:
 
     @property
     def base_url(self) -> str:
-        """The API root, e.g. http://127.0.0.1:PORT/v2 (the client appends the endpoint)."""
+        """The API root, e.g. http://127.0.0.1:PORT/v2 (the client appends the endpoint).
+
+        Bound to every interface (host "0.0.0.0" or "::"), it names loopback, the address
+        a client on this machine reaches it by.
+        """
         if self._base_url is None:
             raise RuntimeError("FakeTamioServer is not started")
         return self._base_url
@@ -290,9 +366,14 @@ class FakeTamioServer:
     # -- data --------------------------------------------------------------------------------
 
     @property
-    def tickets(self) -> list[Ticket]:
-        """The stored tickets in storage order (do not mutate the dicts)."""
-        return list(self._tickets)
+    def tickets(self) -> Sequence[Ticket]:
+        """The tickets alive, in storage order (oldest first for generated data).
+
+        A snapshot, made as it is read: indexing and slicing cost only the tickets they
+        return, so ``server.tickets[0]`` is cheap with a million tickets; iterating them all
+        generates them all. Generated tickets are new dicts on every read.
+        """
+        return TicketView(self._data)
 
     def expected(
         self, query: Mapping[str, object] | None = None, /, **filters: object
@@ -300,73 +381,86 @@ class FakeTamioServer:
         """Every ticket the server would page through for these query parameters, in order.
 
         Takes the query as sent (``{"closed": "true", "from": "2024-01-01"}``) or as Python
-        values (``closed=True, from_=date(2024, 1, 1)``); None means not sent.
+        values (``closed=True, from_=date(2024, 1, 1)``); None means not sent. It generates
+        every ticket it returns: with large data sets, `expected_ids` is much cheaper.
         """
+        data = self._data
+        return [data.ticket(g) for g in self._expected(query, filters)]
+
+    def expected_ids(
+        self, query: Mapping[str, object] | None = None, /, **filters: object
+    ) -> list[str]:
+        """The ids of `expected` (same arguments), computed without making the tickets."""
+        data = self._data
+        return [data.ticket_id(g) for g in self._expected(query, filters)]
+
+    def _expected(
+        self, query: Mapping[str, object] | None, filters: dict[str, object]
+    ) -> list[int]:
         params = {**(query or {}), **filters}
         wire = {
             ("from" if k == "from_" else k): _wire(v) for k, v in params.items() if v is not None
         }
-        picked = self._select(_parse_filters(wire, self.default_order))
-        return [self._tickets[i] for i in picked]
+        listing = self._listing(_parse_filters(wire, self.default_order))
+        return listing.slice(0, len(listing))
 
     def insert_tickets(self, count: int) -> list[Ticket]:
         """Add `count` new tickets, newer than every stored one; return them."""
-        newest = max((t["created_at"] for t in self._tickets), default=1_690_000_000)
-        new = generate_tickets(count, seed=self._drift_rng.getrandbits(64), start=newest)
-        self._add(new)
-        return new
+        _at_least("count", count, 0)
+        newest = self._data.newest_created_at()
+        # About a minute apart: tickets arriving while someone lists, not a new history.
+        batch = GeneratedTickets(count, seed=self._drift_rng.getrandbits(64), start=newest, gap=60)
+        self._change(self._data.plus(batch))
+        return [batch.ticket(i) for i in range(count)]
 
     def delete_tickets(self, ids: Iterable[str]) -> int:
         """Remove the tickets with these ids; return how many were removed."""
-        doomed = set(ids)
-        kept = [i for i, t in enumerate(self._tickets) if t["id"] not in doomed]
-        removed = len(self._tickets) - len(kept)
-        self._tickets = [self._tickets[i] for i in kept]
-        self._encoded = [self._encoded[i] for i in kept]
-        self._cache.clear()
-        return removed
+        found = self._data.find(set(ids))
+        if found:
+            self._change(self._data.without(found))
+        return len(found)
 
     def delete_newest(self, count: int) -> list[str]:
         """Remove the `count` newest tickets; return their ids."""
-        newest = sorted(self._tickets, key=lambda t: (t["created_at"], t["id"]), reverse=True)
-        ids = [t["id"] for t in newest[:count]]
-        self.delete_tickets(ids)
+        doomed = self._data.newest(count)
+        ids = [self._data.ticket_id(g) for g in doomed]
+        if doomed:
+            self._change(self._data.without(doomed))
         return ids
 
     def drift_after(self, page: int, *, insert: int = 0, delete: int = 0) -> None:
         """After `page` is first answered, delete the `delete` newest tickets, add `insert` new."""
         self._drifts.append((page, insert, delete))
 
-    def _add(self, tickets: Iterable[Ticket]) -> None:
-        for ticket in tickets:
-            self._tickets.append(ticket)
-            self._encoded.append(msgspec.json.encode(ticket))
-        self._cache.clear()
+    def _change(self, data: Dataset) -> None:
+        self._data = data
+        self._listings.clear()
+        self._listed = 0
 
-    def _select(self, q: _Query) -> list[int]:
-        """Positions of the tickets matching `q`, sorted; ties broken by id so pages are stable."""
-        rows = self._tickets
-        picked = [
-            i
-            for i, t in enumerate(rows)
-            if (q.closed is None or t["is_open"] is not q.closed)
-            and (q.teammate_id is None or t["teammate_id"] == q.teammate_id)
-            and (q.client_id is None or t["client"]["id"] == q.client_id)
-            and (q.since is None or t["created_at"] >= q.since)
-            and (q.until is None or t["created_at"] <= q.until)
-            and (q.text is None or q.text in t["title"].casefold())
-        ]
-        key = q.sort_by
-        picked.sort(key=lambda i: (rows[i][key], rows[i]["id"]), reverse=q.order == "desc")
-        return picked
+    def _listing(self, q: Query) -> Listing:
+        """The listing of `q`, from a bounded LRU cache (filtered ones cost a scan to make)."""
+        hit = self._listings.get(q)
+        if hit is not None:
+            self._listings.move_to_end(q)
+            return hit
+        listing = self._data.listing(q)
+        cost = getattr(listing, "cost", 0)
+        while self._listings and (
+            self._listed + cost > _LISTING_BUDGET or len(self._listings) >= _LISTING_LIMIT
+        ):
+            _, old = self._listings.popitem(last=False)
+            self._listed -= getattr(old, "cost", 0)
+        self._listings[q] = listing
+        self._listed += cost
+        return listing
 
-    def _index(self, q: _Query) -> list[bytes]:
-        hit = self._cache.get(q)
-        if hit is None:
-            if len(self._cache) >= _CACHE_LIMIT:
-                self._cache.clear()
-            hit = self._cache[q] = [self._encoded[i] for i in self._select(q)]
-        return hit
+    def _encode(self, index: int) -> bytes:
+        body = self._encoded.get(index)
+        if body is None:
+            if len(self._encoded) >= _ENCODED_CACHE:
+                del self._encoded[next(iter(self._encoded))]  # the oldest: pages go in order
+            body = self._encoded[index] = self._data.encode(index)
+        return body
 
     # -- faults ------------------------------------------------------------------------------
 
@@ -425,12 +519,11 @@ class FakeTamioServer:
             q = _parse_filters(request.query, self.default_order)
         except _BadParam as exc:
             return 400, _error_body(400, str(exc))
-        rows = self._index(q)
+        listing = self._listing(q)
         start = (page - 1) * per_page
+        rows = [self._encode(g) for g in listing.slice(start, start + per_page)]
         return 200, (
-            b'{"status":200,"total_results":%d,"tickets":[' % len(rows)
-            + b",".join(rows[start : start + per_page])
-            + b"]}"
+            b'{"status":200,"total_results":%d,"tickets":[' % len(listing) + b",".join(rows) + b"]}"
         )
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
