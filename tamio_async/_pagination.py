@@ -555,6 +555,12 @@ class _Listing:
         """
         coverage = self._coverage
         assert coverage is not None
+        if self._sent >= self._budget:
+            self._incomplete(
+                f"the start page was empty and the request budget ({self._budget}) is spent "
+                "before page 1 could tell whether it lies past the end",
+                coverage.verdict(),
+            )
         self.stats.extra_pages += 1
         probe = (await self._fetch(1))[0]
         got, total = len(probe.tickets), probe.total_results or 0
