@@ -7,6 +7,7 @@
             print(ticket.id, ticket.title)
 """
 
+from . import _logging as _logging  # TAMIO_LOG=debug|info|warning: library logs to stderr
 from ._client import ListingOptions, TamioClient, Tickets
 from ._config import (
     DEFAULT_BASE_URL,
