@@ -6,8 +6,11 @@ import builtins
 import dataclasses
 import hashlib
 import ipaddress
+import logging
 import os
 import platform
+import time
+import urllib.parse
 import warnings
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -44,6 +47,8 @@ from ._stats import ListingStats
 from ._transport import Transport
 from ._version import __version__
 from .models import Ticket, TicketList, decode_ticket_list
+
+logger = logging.getLogger("tamio_async")
 
 if TYPE_CHECKING:
     import uuid
@@ -110,12 +115,17 @@ class TamioClient:
         rate_limit_storage: str | None = None,
         rate_limit_key: str | None = None,
     ) -> None:
+        #: Where the key came from, for a 401's message (the key itself is never shown).
+        self._key_source = "the api_key argument"
         if api_key is None:
             api_key = os.environ.get("TAMIO_API_KEY")
             if not api_key:
                 raise ValueError(
                     "no API key: pass api_key=... or set the TAMIO_API_KEY environment variable"
                 )
+            self._key_source = "the TAMIO_API_KEY environment variable"
+        elif callable(api_key):
+            self._key_source = "the api_key provider (it was asked again once)"
         self._credentials = Credentials(api_key)
         _check_bool("allow_insecure_http", allow_insecure_http)
         if base_url is None:  # only None means "not given": base_url=0 must not pass silently
@@ -216,6 +226,17 @@ class TamioClient:
                 source=self,
             )
 
+    def _guidance(self, status: int) -> str:
+        """What to check, for the statuses a setup mistake causes (never the key itself)."""
+        if status == 404:
+            return (
+                f" (GET {self._url}): is base_url right? It includes the API version, "
+                f"e.g. {DEFAULT_BASE_URL}"
+            )
+        if status in (401, 403):
+            return f": check the API key, which came from {self._key_source}"
+        return ""
+
     def _check_open(self) -> None:
         if self._closed:
             raise ClientClosedError("this TamioClient is closed; create a new one")
@@ -242,13 +263,24 @@ class TamioClient:
 
         async def send() -> TicketList:
             self._check_open()  # closed while this request waited in backoff
+            started = time.perf_counter()
             try:
                 response = await self._transport.get(self._url, query, headers)
             except TamioError as exc:
                 exc.page = page
                 raise
+            if logger.isEnabledFor(logging.DEBUG):  # one line per request (never the key)
+                logger.debug(
+                    "GET %s?%s -> %d in %.0f ms",
+                    self._url,
+                    urllib.parse.urlencode(query),
+                    response.status,
+                    (time.perf_counter() - started) * 1000,
+                )
             if not 200 <= response.status < 300:  # 3xx here: a redirect aiohttp did not follow
-                raise status_error(response.status, response.body, response.headers, page=page)
+                error = status_error(response.status, response.body, response.headers, page=page)
+                error.message += self._guidance(response.status)
+                raise error
             return decode_ticket_list(response.body, status_code=response.status, page=page)
 
         return await call_with_retries(

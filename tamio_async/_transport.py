@@ -9,6 +9,7 @@ raises ``ClientClosedError``. The body-size cap counts decompressed bytes.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -231,6 +232,16 @@ def _too_large(status: int, cap: int) -> APIResponseValidationError:
 
 
 def _describe(exc: BaseException) -> str:
-    """Class name and message, without the request's headers (they carry the key)."""
+    """Class name and message, without the request's headers (they carry the key).
+
+    A refused or unreachable host reads as what happened ("cannot connect to
+    127.0.0.1:9 (connection refused)"), not as aiohttp's repr of its connection key.
+    """
+    if isinstance(exc, aiohttp.ClientConnectorError) and not isinstance(
+        exc, aiohttp.ClientConnectorCertificateError
+    ):
+        error = exc.os_error  # asyncio's strerror for a refusal repeats the address: use errno
+        reason = os.strerror(error.errno) if error.errno else str(error) or type(error).__name__
+        return f"cannot connect to {exc.host}:{exc.port} ({reason.lower()})"
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
