@@ -8,7 +8,7 @@
 """
 
 from . import _logging as _logging  # TAMIO_LOG=debug|info|warning: library logs to stderr
-from ._client import ListingOptions, TamioClient, Tickets
+from ._client import ListingOptions, PageOptions, PageResponse, TamioClient, Tickets
 from ._config import (
     DEFAULT_BASE_URL,
     DEFAULT_MAX_CONCURRENCY,
@@ -64,6 +64,8 @@ __all__ = [
     "ListingOptions",
     "ListingStats",
     "NotFoundError",
+    "PageOptions",
+    "PageResponse",
     "PageStream",
     "PermissionDeniedError",
     "Progress",

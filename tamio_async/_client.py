@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import copy
 import dataclasses
 import hashlib
 import ipaddress
@@ -12,6 +13,7 @@ import platform
 import time
 import urllib.parse
 import warnings
+from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -44,7 +46,7 @@ from ._params import (
 from ._ratecontrol import RateController, RateLimit, RateState, SharedBucket
 from ._retry import call_with_retries
 from ._stats import ListingStats
-from ._transport import Transport
+from ._transport import Transport, pool_safe_timeout
 from ._version import __version__
 from .models import Ticket, TicketList, decode_ticket_list
 
@@ -55,7 +57,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Unpack
 
-__all__ = ["ListingOptions", "TamioClient", "Tickets"]
+__all__ = ["ListingOptions", "PageOptions", "PageResponse", "TamioClient", "Tickets"]
 
 _LIST_PATH = "/agency/tickets/list"
 
@@ -150,8 +152,8 @@ class TamioClient:
             )
         self.max_connections = max_connections
         check_paging(per_page=1, speculative_pages=speculative_pages)
-        self.speculative_pages = speculative_pages
-        self.preconnect = _check_bool("preconnect", preconnect)
+        self.speculative_pages: int = speculative_pages
+        self.preconnect: bool = _check_bool("preconnect", preconnect)
         check_int("max_response_bytes", max_response_bytes, minimum=1)
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise TypeError("session must be an aiohttp.ClientSession")
@@ -177,8 +179,57 @@ class TamioClient:
             max_response_bytes=max_response_bytes,
             session=session,
         )
+        #: This client's own timeout, if `with_options` gave it one (else the transport's).
+        self._timeout: aiohttp.ClientTimeout | None = None
+        #: False for a `with_options` copy: the pool, gate and token belong to the original.
+        self._owner = True
         self._closed = False
         self.tickets: Tickets = Tickets(self)
+
+    def with_options(
+        self,
+        *,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+        max_concurrency: int | None = None,
+        speculative_pages: int | None = None,
+        preconnect: bool | None = None,
+    ) -> TamioClient:
+        """A client with other per-call options that shares this one's pool, gate and token.
+
+        ``await client.with_options(timeout=2, max_retries=0).tickets.list()``: cheap (no
+        new connections), and a Retry-After or a learned rate seen through either applies to
+        both. Closing the copy closes nothing shared; closing this client closes the copy's
+        pool too. ``None`` keeps this client's value.
+        """
+        self._check_open()
+        derived = copy.copy(self)
+        derived._owner = False
+        derived.tickets = Tickets(derived)
+        if timeout is not None:
+            derived._timeout = pool_safe_timeout(_check_timeout(timeout))
+        if retry is not None:
+            if not isinstance(retry, RetryPolicy):
+                raise TypeError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
+            derived.retry = retry
+        if max_retries is not None:
+            check_int("max_retries", max_retries, minimum=0)
+            derived.retry = dataclasses.replace(derived.retry, max_retries=max_retries)
+        if max_concurrency is not None:
+            check_int("max_concurrency", max_concurrency, minimum=1)
+            if max_concurrency > self.max_connections:
+                raise ValueError(
+                    f"max_concurrency={max_concurrency} exceeds the shared connection pool "
+                    f"(max_connections={self.max_connections})"
+                )
+            derived.max_concurrency = max_concurrency
+        if speculative_pages is not None:
+            check_paging(per_page=1, speculative_pages=speculative_pages)
+            derived.speculative_pages = speculative_pages
+        if preconnect is not None:
+            derived.preconnect = _check_bool("preconnect", preconnect)
+        return derived
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -201,8 +252,13 @@ class TamioClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool (a borrowed session stays open). Safe to call twice."""
+        """Close the connection pool (a borrowed session stays open). Safe to call twice.
+
+        On a `with_options` copy it only closes the copy.
+        """
         self._closed = True
+        if not self._owner:
+            return
         await self._transport.aclose()
         await self._pacer.aclose()
 
@@ -218,7 +274,8 @@ class TamioClient:
 
     def __del__(self) -> None:
         transport = getattr(self, "_transport", None)
-        if transport is not None and transport.owns_open_session:
+        owner = getattr(self, "_owner", False)
+        if owner and transport is not None and transport.owns_open_session:
             warnings.warn(
                 f"unclosed {self!r}: use 'async with TamioClient()' or 'await client.aclose()'",
                 ResourceWarning,
@@ -245,6 +302,12 @@ class TamioClient:
         self, query: dict[str, str], *, stats: ListingStats | None = None
     ) -> TicketList:
         """GET one page with retries; a 401 with a key provider refreshes the key once."""
+        return (await self._get_page_response(query, stats=stats)).page
+
+    async def _get_page_response(
+        self, query: dict[str, str], *, stats: ListingStats | None = None
+    ) -> PageResponse:
+        """`_get_page` with the response it came from."""
         self._check_open()
         token = await self._credentials.token()
         try:
@@ -257,15 +320,15 @@ class TamioClient:
 
     async def _get_page_with(
         self, token: str, query: dict[str, str], stats: ListingStats | None
-    ) -> TicketList:
+    ) -> PageResponse:
         headers = {**self._headers, "Authorization": f"Bearer {token}"}
         page = int(query["page"])
 
-        async def send() -> TicketList:
+        async def send() -> PageResponse:
             self._check_open()  # closed while this request waited in backoff
             started = time.perf_counter()
             try:
-                response = await self._transport.get(self._url, query, headers)
+                response = await self._transport.get(self._url, query, headers, self._timeout)
             except TamioError as exc:
                 exc.page = page
                 raise
@@ -281,7 +344,8 @@ class TamioClient:
                 error = status_error(response.status, response.body, response.headers, page=page)
                 error.message += self._guidance(response.status)
                 raise error
-            return decode_ticket_list(response.body, status_code=response.status, page=page)
+            decoded = decode_ticket_list(response.body, status_code=response.status, page=page)
+            return PageResponse(decoded, response.status, response.headers)
 
         return await call_with_retries(
             send,
@@ -291,6 +355,27 @@ class TamioClient:
             on_retry=None if stats is None else stats.note_retry,
             on_throttle=None if stats is None else stats.note_throttle,
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class PageResponse:
+    """A page with the HTTP response it came in (``tickets.list_with_response``)."""
+
+    page: TicketList
+    status: int
+    headers: Mapping[str, str]
+
+    @property
+    def request_id(self) -> str | None:
+        """The server's id for this request (``X-Request-Id``), to quote to its support."""
+        return self.headers.get("x-request-id") or self.headers.get("request-id")
+
+
+class PageOptions(TicketFilters, total=False):
+    """The keyword arguments of `Tickets.list` (and `Tickets.list_with_response`)."""
+
+    page: int
+    per_page: int
 
 
 class Tickets:
@@ -314,21 +399,27 @@ class Tickets:
         client_id: str | uuid.UUID | None = None,
     ) -> TicketList:
         """Fetch one page (one GET, plus retries). ``None`` leaves a filter out."""
-        filters = encode_filters(
-            {
-                "order": order,
-                "sort_by": sort_by,
-                "filter": filter,
-                "from_": from_,
-                "to": to,
-                "closed": closed,
-                "teammate_id": teammate_id,
-                "client_id": client_id,
-            }
+        response = await self.list_with_response(
+            page=page,
+            per_page=per_page,
+            order=order,
+            sort_by=sort_by,
+            filter=filter,
+            from_=from_,
+            to=to,
+            closed=closed,
+            teammate_id=teammate_id,
+            client_id=client_id,
         )
+        return response.page
+
+    async def list_with_response(self, **options: Unpack[PageOptions]) -> PageResponse:
+        """`list`, and the response it came in: status, headers, ``request_id``."""
+        page, per_page = options.pop("page", 1), options.pop("per_page", 100)
+        filters = encode_filters(options)
         check_paging(per_page=per_page, start_page=page, page_name="page")
         self._client._check_open()
-        return await self._client._get_page(list_query(page, per_page, filters))
+        return await self._client._get_page_response(list_query(page, per_page, filters))
 
     def pages(
         self,

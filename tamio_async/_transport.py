@@ -27,7 +27,7 @@ from ._exceptions import (
     TamioError,
 )
 
-__all__ = ["Response", "Transport"]
+__all__ = ["Response", "Transport", "pool_safe_timeout"]
 
 _CHUNK = 256 * 1024
 
@@ -51,7 +51,7 @@ class Transport:
         max_response_bytes: int,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
-        self._timeout = _pool_wait_is_not_connecting(timeout)
+        self._timeout = pool_safe_timeout(timeout)
         self._max_connections = max_connections
         self._max_response_bytes = max_response_bytes
         self._session = session
@@ -91,16 +91,23 @@ class Transport:
         return self._session
 
     async def get(
-        self, url: str, params: Mapping[str, str], headers: Mapping[str, str]
+        self,
+        url: str,
+        params: Mapping[str, str],
+        headers: Mapping[str, str],
+        timeout: aiohttp.ClientTimeout | None = None,
     ) -> Response:
-        """One GET; the body is read whole, up to ``max_response_bytes``."""
+        """One GET; the body is read whole, up to ``max_response_bytes``.
+
+        ``timeout`` (already made `pool_safe_timeout`) overrides the transport's for this call.
+        """
         if self.closed:
             raise self._closed_error()
         session = self._get_session()
         cause: BaseException | None = None
         try:
             async with session.get(
-                url, params=params, headers=headers, timeout=self._timeout
+                url, params=params, headers=headers, timeout=timeout or self._timeout
             ) as resp:
                 body = await self._read(resp)
                 return Response(resp.status, resp.headers, body)
@@ -195,7 +202,7 @@ class Transport:
             await self._session.close()
 
 
-def _pool_wait_is_not_connecting(timeout: aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
+def pool_safe_timeout(timeout: aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
     """Move a ``connect`` limit to ``sock_connect`` unless that is set already.
 
     aiohttp's ``connect`` also counts the wait for a free pooled connection, so a small pool
