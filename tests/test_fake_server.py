@@ -20,6 +20,7 @@ from tamio_async.testing import (
     TEAMMATE_IDS,
     FakeTamioServer,
     RequestLog,
+    _store,
     generate_tickets,
 )
 
@@ -533,6 +534,24 @@ def test_given_tickets_keep_working_unordered() -> None:
     (new,) = fake.insert_tickets(1)
     assert fake.expected_ids()[:2] == [new["id"], given[2]["id"]]
     assert fake.tickets[0] is given[2]  # given tickets are served as they are
+
+
+async def test_preload_makes_every_ticket_ahead_beyond_the_cache_bound(
+    session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeTamioServer(tickets=12_000, seed=3)  # more than the 10,000 kept by default
+    fake.preload()
+
+    def made_on_demand(self: _store.Dataset, index: int) -> bytes:
+        raise AssertionError(f"ticket {index} was made on demand after preload()")
+
+    monkeypatch.setattr(_store.Dataset, "encode", made_on_demand)
+    served = []
+    async with fake:
+        for page in range(1, 13):
+            _, body = await get(session, fake, page=str(page), per_page="1000")
+            served.extend(ids(body["tickets"]))
+    assert served == fake.expected_ids()
 
 
 # -- request log -------------------------------------------------------------------------------
