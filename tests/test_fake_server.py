@@ -20,6 +20,7 @@ from tamio_async.testing import (
     TEAMMATE_IDS,
     FakeTamioServer,
     RequestLog,
+    _server,
     _store,
     generate_tickets,
 )
@@ -501,6 +502,17 @@ async def test_listings_survive_random_deletions_and_insertions() -> None:
         for query in [*QUERIES, window, {**window, "closed": True}]:
             assert fake.expected_ids(**query) == brute_force(rows, **query), (step, query)
     assert len(fake.tickets) == len({t["id"] for t in fake.tickets})
+
+
+def test_listings_dropped_from_a_full_cache_are_made_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_server, "_LISTING_BUDGET", 500)  # indices: two or three listings
+    fake = FakeTamioServer(tickets=1_000, seed=9)
+    rows = list(fake.tickets)
+    for _ in range(2):  # the second round finds most listings dropped, and makes them again
+        for query in QUERIES:
+            assert fake.expected_ids(**query) == brute_force(rows, **query), query
 
 
 def test_tickets_is_a_cheap_snapshot_that_reads_like_a_list() -> None:

@@ -445,12 +445,12 @@ class FakeTamioServer:
             self._listings.move_to_end(q)
             return hit
         listing = self._data.listing(q)
-        cost = getattr(listing, "cost", 0)
+        cost = listing.cost
         while self._listings and (
             self._listed + cost > _LISTING_BUDGET or len(self._listings) >= _LISTING_LIMIT
         ):
             _, old = self._listings.popitem(last=False)
-            self._listed -= getattr(old, "cost", 0)
+            self._listed -= old.cost
         self._listings[q] = listing
         self._listed += cost
         return listing

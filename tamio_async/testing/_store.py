@@ -180,6 +180,11 @@ class _Given:
 class Listing(Protocol):
     """The global indices a query pages through, in listing order."""
 
+    @property
+    def cost(self) -> int:
+        """The indices it holds (what a cache of listings counts)."""
+        ...
+
     def __len__(self) -> int: ...
     def slice(self, start: int, stop: int) -> list[int]: ...
 
@@ -204,6 +209,10 @@ class Spans:
 
     def __len__(self) -> int:
         return self._total
+
+    @property
+    def cost(self) -> int:
+        return 0  # nothing but its ranges
 
     def slice(self, start: int, stop: int) -> list[int]:
         start, stop = max(0, start), min(self._total, stop)
