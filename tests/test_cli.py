@@ -299,8 +299,17 @@ async def test_wrong_key_exits_1_with_one_line_and_no_key(server: FakeTamioServe
     result = await run_cli("tickets", "--base-url", base_url(server.url), "--api-key", wrong)
     assert result.code == 1
     assert result.err.count("\n") == 1
-    assert "401" in result.err
+    assert "401" in result.err and "which came from the --api-key argument" in result.err
     assert "Traceback" not in result.err
+    assert wrong not in result.err + result.out
+
+
+async def test_a_wrong_key_from_the_environment_says_so(server: FakeTamioServer) -> None:
+    wrong = "wrong-key-c4n4ry-2c8e"
+    env = cli_env(TAMIO_BASE_URL=base_url(server.url), TAMIO_API_KEY=wrong)
+    result = await run_cli("tickets", env=env)
+    assert result.code == 1
+    assert "which came from the TAMIO_API_KEY environment variable" in result.err
     assert wrong not in result.err + result.out
 
 
@@ -436,12 +445,15 @@ async def test_sigint_on_a_stream_to_stdout_says_what_was_written() -> None:
     assert "-o FILE" in err.decode()
 
 
-async def test_debug_logs_the_library_and_never_the_key() -> None:
+async def test_debug_logs_one_line_per_request_and_never_the_key() -> None:
     async with ExportServer(100) as server:
         result = await run_cli("tickets", "--all", "--per-page", "20", "--debug", *server.conn())
+        requests = len(server.requests)
     assert result.code == 0, result.err
     debug = [line for line in result.err.splitlines() if " DEBUG tamio_async" in line]
     assert any("listing http://127.0.0.1" in line for line in debug)
+    per_request = [line for line in debug if re.search(r"GET \S+page=\d+\S* -> 200 in", line)]
+    assert len(per_request) == requests >= 5
     assert not any("asyncio" in line for line in result.err.splitlines())  # only the library
     assert KEY not in result.out + result.err
 

@@ -92,7 +92,7 @@ async def tickets(args: argparse.Namespace, ctx: Context) -> int:
 def _client(args: argparse.Namespace) -> TamioClient:
     try:
         return TamioClient(
-            api_key=args.api_key,
+            api_key=args.api_key,  # None: the library reads TAMIO_API_KEY, and says so on a 401
             base_url=args.base_url or None,
             allow_insecure_http=args.allow_insecure_http,
             timeout=DEFAULT_TIMEOUT if args.timeout is None else args.timeout,

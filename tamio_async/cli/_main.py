@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from tamio_async import TamioError
 
 from ._commands import COMMANDS, Command, Context
-from ._parser import PROG, UsageError, check, parser
+from ._parser import PROG, UsageError, check, in_cli_terms, parser
 from ._resume import ResumeError
 
 __all__ = ["main"]
@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args, unknown = parser().parse_known_args(arguments)
         if unknown:  # argparse would blame the top level; the help to read is the command's
             raise UsageError(f"unrecognized arguments: {' '.join(unknown)}", args.help_for)
-        secret = getattr(args, "api_key", None) or None
+        secret = getattr(args, "api_key", None) or os.environ.get("TAMIO_API_KEY") or None
         _setup_logging(args.debug, secret)
         check(args)
         status = _run(COMMANDS[args.command], args, ctx)
@@ -119,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(exc, EXIT_USAGE, secret, ctx)
     except TamioError as exc:
         exc.hint = None  # it names library arguments (start_page=...), not our options
-        return _fail(exc, EXIT_ERROR, secret, ctx)
+        return _fail(in_cli_terms(str(exc)), EXIT_ERROR, secret, ctx)
     except BrokenPipeError:
         # The reader left (`| head`): that is how pipes end. Stop quietly, and point stdout
         # at devnull so that the interpreter's final flush does not complain either.

@@ -195,7 +195,7 @@ def _tickets(t: argparse.ArgumentParser) -> None:
     t.set_defaults(command="tickets", help_for=t.prog)
     conn = t.add_argument_group("connection")
     conn.add_argument("--base-url", default=env("TAMIO_BASE_URL"), help="default: $TAMIO_BASE_URL")
-    conn.add_argument("--api-key", default=env("TAMIO_API_KEY"), help="default: $TAMIO_API_KEY")
+    conn.add_argument("--api-key", help="default: $TAMIO_API_KEY (never shown, never logged)")
     conn.add_argument(
         "--allow-insecure-http", action="store_true",
         help="allow a plain http:// base URL that is not loopback (the key travels in clear)",
@@ -308,7 +308,7 @@ def check(args: argparse.Namespace) -> None:
         raise UsageError(
             "--rate-limit-key needs --rate-limit-storage (it names a shared limit)", fail
         )
-    if not args.api_key:
+    if not (args.api_key or os.environ.get("TAMIO_API_KEY")):
         raise UsageError("no API key: pass --api-key or set TAMIO_API_KEY", fail)
     if args.from_ is not None and args.to is not None and args.from_ > args.to:
         raise UsageError("--from must not be after --to", fail)
