@@ -72,6 +72,10 @@ def put(path: Path | str, data: bytes) -> None:
     Path(path).write_bytes(data)
 
 
+def exists(path: str) -> bool:
+    return Path(path).exists()
+
+
 def sidecars(path: Path) -> list[str]:
     return sorted(p.name for p in path.parent.iterdir() if p.name.startswith(path.name + "."))
 
@@ -394,3 +398,13 @@ async def test_files_that_no_longer_match_their_progress_are_refused(tmp_path: P
         assert lost.code == 1
         assert "does not match" in lost.err
         assert server.requests.count(1) == 1  # refused before any request
+
+
+async def test_an_export_to_a_device_or_pipe_streams_without_progress_files() -> None:
+    async with ExportServer(40) as server:
+        result = await run_cli("tickets", "--all", "-o", "/dev/stdout", *server.conn())
+        resumed = await run_cli("tickets", "--all", "-o", "/dev/stdout", "--resume", *server.conn())
+    assert result.code == 0, result.err
+    assert [json.loads(line)["id"] for line in result.out.splitlines()] == server.ids
+    assert not exists("/dev/stdout.progress.json")
+    assert resumed.code == 2 and "--resume needs a regular file" in resumed.err

@@ -84,9 +84,15 @@ async def tickets(args: argparse.Namespace, ctx: Context) -> int:
         logger.debug("listing %s with %s", client.base_url, sent)
         if not (args.all or args.resume or args.limit is not None):
             return await _one_page(client, args, filters)
-        if args.output in (None, "-"):
+        if args.output in (None, "-") or not _is_file_or_absent(args.output):
+            if args.resume:  # /dev/stdout, a pipe: nothing to cut back or to lock
+                raise UsageError(f"--resume needs a regular file, not {args.output}", args.help_for)
             return await _stream_all(client, args, filters, ctx)
         return await _FileExport(client, args, filters, ctx).run()
+
+
+def _is_file_or_absent(path: str) -> bool:
+    return not os.path.exists(path) or os.path.isfile(path)
 
 
 def _client(args: argparse.Namespace) -> TamioClient:
