@@ -296,7 +296,7 @@ def test_virtual_sleeps_move_the_virtual_clock_exactly() -> None:
 
 
 def test_a_virtual_run_past_its_budget_times_out() -> None:
-    with pytest.raises(TimeoutError):
+    with pytest.raises(asyncio.TimeoutError):  # the built-in TimeoutError from 3.11 on
         virtual_time.run(asyncio.Event().wait(), limit=10.0)
 
 
