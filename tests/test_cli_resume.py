@@ -24,9 +24,9 @@ from cli_support import KEY, TIMEOUT, ExportServer, cli_env, cli_process, run_cl
 # The CLI, killing itself with SIGKILL at the CRASH_AT-th call of one step of the protocol.
 CRASHING = """
 import os, signal, sys
-from tamio_async.cli import _commands, _resume, main
+from tamio_async.cli import _export, _resume, main
 kind, nth = os.environ["CRASH_KIND"], int(os.environ["CRASH_AT"])
-_commands.COMMIT_INTERVAL = 0  # a commit after every page: many steps to crash at
+_export.COMMIT_INTERVAL = 0  # a commit after every page: many steps to crash at
 calls = 0
 def crashing(real, after):
     def wrapper(*args):
@@ -49,7 +49,7 @@ sys.exit(main(sys.argv[1:]))
 """
 # The CLI committing after every page, so that a kill finds a checkpoint past page one.
 EVERY_PAGE = (
-    "import sys; from tamio_async.cli import _commands, main; _commands.COMMIT_INTERVAL = 0; "
+    "import sys; from tamio_async.cli import _export, main; _export.COMMIT_INTERVAL = 0; "
     "sys.exit(main(sys.argv[1:]))"
 )
 

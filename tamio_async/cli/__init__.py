@@ -13,10 +13,11 @@ terminated (SIGTERM). rich (the ``cli`` extra) draws the progress bar and the de
 without it everything still works, in plain text. The API key never appears in any output,
 message or log.
 
-Modules: `._parser` (options and their messages), `._commands` (what each command does),
-`._output` (formats and fields), `._progress` (bar and summary), `._resume` (the resumable
-export's files and protocol), `._main` (signals, logging, exit statuses). It uses the public
-API of `tamio_async` only.
+Modules: `._parser` (options and their messages), `._commands` (``tickets`` and the command
+table), `._export` (the export to a file that resumes), `._resume` (its files and protocol),
+`._fake` (``serve-fake``, ``demo``), `._output` (formats and fields), `._progress` (bar and
+summary line), `._common` (what commands share), `._main` (signals, logging, exit statuses).
+It uses the public API of `tamio_async` only.
 """
 
 from ._main import main

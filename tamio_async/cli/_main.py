@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 from tamio_async import TamioError
 
-from ._commands import COMMANDS, Command, Context
+from ._commands import COMMANDS, Command
+from ._common import Context
 from ._parser import PROG, UsageError, check, in_cli_terms, parser
 from ._resume import ResumeError
 
