@@ -187,8 +187,9 @@ class ExportFiles:
         os.fsync(self._out)
         self.close()
         os.remove(self.progress)  # first: a journal without progress is ignored
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(self.journal)
+        for leftover in (self.journal, f"{self.progress}.tmp"):  # (a crash's, mid-commit)
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(leftover)
 
 
 class Stretch:
