@@ -194,8 +194,12 @@ def _tickets(t: argparse.ArgumentParser) -> None:
     )
     t.set_defaults(command="tickets", help_for=t.prog)
     conn = t.add_argument_group("connection")
-    conn.add_argument("--base-url", default=env("TAMIO_BASE_URL"), help="default: $TAMIO_BASE_URL")
-    conn.add_argument("--api-key", help="default: $TAMIO_API_KEY (never shown, never logged)")
+    conn.add_argument(
+        "--base-url", default=env("TAMIO_BASE_URL"), metavar="URL", help="default: $TAMIO_BASE_URL"
+    )
+    conn.add_argument(
+        "--api-key", metavar="KEY", help="default: $TAMIO_API_KEY (never shown, never logged)"
+    )
     conn.add_argument(
         "--allow-insecure-http", action="store_true",
         help="allow a plain http:// base URL that is not loopback (the key travels in clear)",
