@@ -6,7 +6,6 @@ import builtins
 import copy
 import dataclasses
 import hashlib
-import ipaddress
 import logging
 import os
 import platform
@@ -41,6 +40,7 @@ from ._params import (
     TimeBound,
     check_paging,
     encode_filters,
+    is_loopback,
     list_query,
 )
 from ._ratecontrol import RateController, RateLimit, RateState, SharedBucket
@@ -560,21 +560,12 @@ def _check_base_url(raw: str, *, allow_insecure_http: bool) -> str:
         raise ValueError("base_url must not contain credentials; pass api_key instead")
     if url.query_string or url.fragment:
         raise ValueError(f"base_url must not have a query or fragment, got {raw!r}")
-    if url.scheme == "http" and not allow_insecure_http and not _is_loopback(url.host):
+    if url.scheme == "http" and not allow_insecure_http and not is_loopback(url.host):
         raise ValueError(
             f"base_url {raw!r} is plain http: the API key would travel in clear text. "
             "Use https, or pass allow_insecure_http=True if you really mean it"
         )
     return str(url).rstrip("/")
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _check_timeout(timeout: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:

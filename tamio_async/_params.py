@@ -15,6 +15,7 @@ Choices where the API document is vague (README "Parameters" repeats them):
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import math
 import uuid
 from collections.abc import Mapping
@@ -23,6 +24,7 @@ from typing import Literal, TypedDict
 from ._config import check_int
 
 __all__ = [
+    "is_loopback",
     "Order",
     "SortBy",
     "TicketFilters",
@@ -200,3 +202,13 @@ def _parse_iso(name: str, text: str) -> datetime.datetime | datetime.date:
             f"{name} must be an ISO-8601 date or datetime (e.g. 2024-05-01 or "
             f"2024-05-01T12:00:00Z), got {text!r}"
         ) from None
+
+
+def is_loopback(host: str) -> bool:
+    """The one rule for where plain http may go without ``allow_insecure_http``: this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from tamio_async import Progress, TamioClient
+from tamio_async._params import is_loopback  # the client's own rule for plain http
 
 from ._common import Context
 from ._parser import UsageError, in_cli_terms
@@ -31,7 +32,7 @@ async def serve_fake(args: argparse.Namespace, ctx: Context) -> int:
     """``serve-fake``: the fake API on a port, until interrupted."""
     async with _fake_server(args, host=args.host, port=args.port, api_key=args.api_key) as server:
         url, wildcard = _client_url(server.url)
-        loopback = _is_loopback(urllib.parse.urlsplit(url).hostname or "")
+        loopback = is_loopback(urllib.parse.urlsplit(url).hostname or "")
         insecure = "" if loopback else " --allow-insecure-http"
         key = server.api_key  # a fake key: printing it is the point
         lines = [
@@ -64,16 +65,6 @@ def _client_url(served: str) -> tuple[str, bool]:
         host = "::1" if address is not None and address.version == 6 else "127.0.0.1"
     shown = f"[{host}]" if ":" in host else host
     return f"{parts.scheme}://{shown}:{parts.port}{base}", wildcard
-
-
-def _is_loopback(host: str) -> bool:
-    """TamioClient's rule: plain http is accepted for localhost and loopback addresses."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _fake_server(args: argparse.Namespace, **options: Any) -> FakeTamioServer:
