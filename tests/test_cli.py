@@ -440,8 +440,10 @@ async def test_sigint_on_a_stream_to_stdout_says_what_was_written() -> None:
             out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
     assert proc.returncode == 130
     ids = jsonl_ids(out.decode())
-    assert ids == server.ids[: len(ids)] and len(ids) == 30
-    assert "stopped by SIGINT after 30 tickets" in err.decode()
+    # Page 4 is held, so pages 1-3 at most were written; how many depends on whether the
+    # CLI had written page 3 when page 4's request arrived (its slot frees first).
+    assert ids == server.ids[: len(ids)] and len(ids) in (10, 20, 30)
+    assert f"stopped by SIGINT after {len(ids)} tickets" in err.decode()
     assert "-o FILE" in err.decode()
 
 
